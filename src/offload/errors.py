@@ -8,6 +8,7 @@
     ├── ProviderError                 exit 1   a model server failed; carries provider/model/status
     │   ├── Unreachable(ConnectionError)   exit 3   nothing answers at the address (retryable)
     │   ├── Timeout(TimeoutError)          exit 7   connect/read took too long (retryable)
+    │   ├── EngineUnavailable              exit 3   the in-process engine is not installed/usable
     │   ├── AuthError                      exit 4   token missing or rejected (401/403)
     │   │   └── BillingError                        402 / out of credits
     │   ├── ModelNotFound(LookupError)     exit 5   unknown key; names the closest ones
@@ -114,6 +115,13 @@ class Timeout(ProviderError, TimeoutError):
     exit_code = 7
     kind = "timeout"
     retryable = True
+
+
+class EngineUnavailable(ProviderError):
+    """The embedded engine cannot run here (``llama-cpp-python`` missing, model file unreadable)."""
+
+    exit_code = 3
+    kind = "engine_unavailable"
 
 
 class AuthError(ProviderError):

@@ -58,7 +58,6 @@ def start(app: Any, port: int = 0, *, timeout: float = 10.0) -> RunningServer:
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
 
     def run() -> None:
         asyncio.run(server.serve(sockets=[sock]))

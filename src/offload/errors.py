@@ -32,7 +32,6 @@ Two class-level flags drive retry and failover:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -277,6 +276,8 @@ class QualityGateFailed(OffloadError):
 
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """The ``n`` candidates that look most like ``name`` (for "did you mean" hints)."""
+    import difflib
+
     pool = list(candidates)
     lowered = {c.lower(): c for c in pool}
     hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.3)

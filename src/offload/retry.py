@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from offload.errors import ProviderError
 
 T = TypeVar("T")
+E = TypeVar("E")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +75,31 @@ async def call_with_retry(
                 on_retry(exc, index + 1, wait)
             await sleep(wait)
     raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+
+async def stream_with_retry(
+    start: Callable[[], AsyncIterator[E]],
+    policy: RetryPolicy,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    on_retry: OnRetry | None = None,
+) -> AsyncIterator[E]:
+    """Like ``call_with_retry`` for a stream: retried only while nothing has been yielded yet."""
+    started = clock()
+    for index in range(policy.attempts):
+        yielded = False
+        try:
+            async for event in start():
+                yielded = True
+                yield event
+            return
+        except ProviderError as exc:
+            if yielded or not exc.retryable or index + 1 >= policy.attempts:
+                raise
+            wait = policy.delay(index, getattr(exc, "retry_after", None))
+            if clock() - started + wait > policy.budget:
+                raise
+            if on_retry is not None:
+                on_retry(exc, index + 1, wait)
+            await sleep(wait)

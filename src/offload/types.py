@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from offload.constants import REASONING_LEVELS, ReasoningLevel
+
 Role = Literal["system", "user", "assistant"]
-ReasoningLevel = Literal["off", "low", "medium", "high", "on"]
-REASONING_LEVELS: tuple[ReasoningLevel, ...] = ("off", "low", "medium", "high", "on")
+__all__ = ["REASONING_LEVELS", "ReasoningLevel"]
 
 
 @dataclass(frozen=True, slots=True)

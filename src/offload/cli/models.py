@@ -1,0 +1,196 @@
+"""``offload models``, ``offload load`` and ``offload unload``: LM Studio model management."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from offload.cli._app import cli, json_option, note, print_json, run, server_options, stderr_is_tty, table
+
+if TYPE_CHECKING:
+    from offload.client import AsyncLMStudio
+    from offload.types import ModelInfo
+
+T = TypeVar("T")
+
+
+def client(base_url: str | None, api_token: str | None) -> AsyncLMStudio:
+    """An ``AsyncLMStudio`` for the command's server options."""
+    from offload.client import AsyncLMStudio
+
+    return AsyncLMStudio(base_url, api_token)
+
+
+def human_size(n: int | None) -> str:
+    """Bytes as a short human string (``771.9 MB``)."""
+    if not n:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1000
+    return "-"
+
+
+def capabilities(m: ModelInfo) -> str:
+    """The capability column: vision, tools, reasoning options."""
+    caps = [c for c, on in (("vision", m.vision), ("tools", m.tool_use)) if on]
+    if m.reasoning_options:
+        caps.append("reasoning:" + "/".join(m.reasoning_options))
+    return ",".join(caps) or "-"
+
+
+def loaded_column(m: ModelInfo) -> str:
+    """The loaded-instances column: ``id (ctx 8192, 4 slots)``."""
+    parts = []
+    for i in m.loaded_instances:
+        extra = [
+            f"ctx {i.context_length}" if i.context_length else "",
+            f"{i.parallel} slots" if i.parallel else "",
+        ]
+        detail = ", ".join(e for e in extra if e)
+        parts.append(f"{i.id} ({detail})" if detail else i.id)
+    return "; ".join(parts) or "-"
+
+
+def models_table(models: list[ModelInfo]) -> str:
+    """The human listing of ``offload models``."""
+    rows = [
+        [
+            m.key,
+            m.type,
+            m.params_string or "-",
+            m.quantization or "-",
+            human_size(m.size_bytes),
+            str(m.max_context_length or "-"),
+            capabilities(m),
+            loaded_column(m),
+        ]
+        for m in models
+    ]
+    headers = ["KEY", "TYPE", "PARAMS", "QUANT", "SIZE", "MAX CTX", "CAPABILITIES", "LOADED"]
+    return table(headers, rows)
+
+
+@cli.command("models")
+@server_options
+@json_option
+def models_cmd(base_url: str | None, api_token: str | None, as_json: bool) -> None:
+    """Check the server and list downloaded models and their loaded instances."""
+
+    async def go() -> list[ModelInfo]:
+        async with client(base_url, api_token) as lms:
+            return await lms.models()
+
+    models = run(go())
+    if as_json:
+        print_json({"models": [m.to_dict() for m in models]})
+    elif not models:
+        note("no models downloaded: get one in LM Studio's Discover tab or with `lms get <model>`")
+    else:
+        click.echo(models_table(models))
+
+
+async def with_progress(label: str, work: Awaitable[T]) -> T:
+    """Await ``work`` while showing elapsed time on stderr."""
+    import asyncio
+
+    task = asyncio.ensure_future(work)
+    started = time.monotonic()
+    tty = stderr_is_tty()
+    if not tty:
+        note(f"{label} …")
+    while not task.done():
+        await asyncio.wait({task}, timeout=0.2)
+        if tty:
+            click.echo(f"\r{label} … {time.monotonic() - started:5.1f}s", err=True, nl=False)
+    if tty:
+        click.echo("\r" + " " * (len(label) + 14) + "\r", err=True, nl=False)
+    return task.result()
+
+
+@cli.command("load")
+@click.argument("key")
+@click.option("--context-length", type=click.IntRange(min=1), help="Context window to load with (tokens).")
+@click.option(
+    "--flash-attention/--no-flash-attention", default=None, help="Flash attention (llama.cpp engine)."
+)
+@click.option(
+    "--eval-batch-size", type=click.IntRange(min=1), help="Evaluation batch size (llama.cpp engine)."
+)
+@click.option("--new-instance", is_flag=True, help="Load another instance even if KEY is already loaded.")
+@server_options
+@json_option
+def load_cmd(
+    key: str,
+    context_length: int | None,
+    flash_attention: bool | None,
+    eval_batch_size: int | None,
+    new_instance: bool,
+    base_url: str | None,
+    api_token: str | None,
+    as_json: bool,
+) -> None:
+    """Load a model and wait until it is ready; prints the instance id and load time."""
+
+    async def go() -> Any:
+        async with client(base_url, api_token) as lms:
+            work = lms.load(
+                key,
+                context_length=context_length,
+                flash_attention=flash_attention,
+                eval_batch_size=eval_batch_size,
+                new_instance=new_instance,
+            )
+            return await with_progress(f"loading {key}", work)
+
+    result = run(go())
+    if as_json:
+        print_json(
+            {
+                "instance_id": result.instance_id,
+                "load_time_seconds": result.load_time_seconds,
+                "already_loaded": result.already_loaded,
+                "type": result.type,
+            }
+        )
+    elif result.already_loaded:
+        click.echo(f"{key} is already loaded as {result.instance_id} (use --new-instance for another)")
+    else:
+        took = f" in {result.load_time_seconds:.2f}s" if result.load_time_seconds is not None else ""
+        click.echo(f"loaded {result.instance_id}{took}")
+
+
+@cli.command("unload")
+@click.argument("key", required=False)
+@click.option("--instance", "instance_id", metavar="ID", help="Unload one instance by id (e.g. key:2).")
+@click.option("--all", "unload_all", is_flag=True, help="Unload every loaded instance of every model.")
+@server_options
+@json_option
+def unload_cmd(
+    key: str | None,
+    instance_id: str | None,
+    unload_all: bool,
+    base_url: str | None,
+    api_token: str | None,
+    as_json: bool,
+) -> None:
+    """Unload every instance of KEY (or one --instance, or --all), then verify none remains."""
+    if sum((key is not None, instance_id is not None, unload_all)) != 1:
+        raise click.UsageError("name exactly one of: KEY, --instance ID, --all")
+
+    async def go() -> list[str]:
+        async with client(base_url, api_token) as lms:
+            return await lms.unload(key, instance_id=instance_id, all=unload_all)
+
+    done = run(go())
+    if as_json:
+        print_json({"unloaded": done})
+    elif done:
+        click.echo("unloaded " + ", ".join(done))
+    else:
+        click.echo("nothing was loaded")

@@ -1,0 +1,341 @@
+"""The LM Studio client for Python callers: ``AsyncLMStudio`` and its thin sync twin ``LMStudio``.
+
+It adds to the raw provider what a user expects of "just works": settings from the
+environment, bounded retries of transient failures, model choice when none is named, no
+duplicate instances on load, unload-and-verify, and named stateful conversations::
+
+    from offload import LMStudio
+    with LMStudio() as lms:
+        print(lms.chat("Summarize: ...", max_output_tokens=200).content)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from offload.conversations import ConversationStore, ConversationTurn
+from offload.errors import InputError, ModelNotFound, OffloadError, ProviderError, closest
+from offload.http import RequestLog, default_timeout
+from offload.providers.lmstudio import LMStudioProvider
+from offload.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
+from offload.selection import Choice, Need, Prefer, choose
+from offload.settings import data_dir, lmstudio_token, lmstudio_url
+from offload.tokens import DEFAULT_MAX_OUTPUT
+from offload.types import (
+    ChatRequest,
+    ChatResult,
+    LoadResult,
+    ModelInfo,
+    ReasoningLevel,
+    StreamEnd,
+    StreamEvent,
+)
+
+
+class UnloadIncomplete(OffloadError):
+    """Instances were still loaded after unloading them."""
+
+    kind = "unload_incomplete"
+
+    def __init__(self, remaining: Sequence[str], address: str) -> None:
+        self.remaining = tuple(remaining)
+        super().__init__(
+            f"still loaded on {address} after unload: {', '.join(self.remaining)}",
+            remedy="retry `offload unload`, or unload them in LM Studio (or `lms unload --all`)",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChatOptions:
+    """Per-call options shared by ``chat`` and ``stream_chat``."""
+
+    model: str | None = None
+    system: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_output_tokens: int | None = None
+    reasoning: ReasoningLevel | None = None
+    context_length: int | None = None
+    previous_response_id: str | None = None
+    store: bool = True
+    images: tuple[str, ...] = ()
+    conversation: str | None = None
+    prefer: Prefer = "fast"
+    unload_after: bool = False
+
+
+class AsyncLMStudio:
+    """Async client for one LM Studio server (0.4+)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_token: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        log: str | Path | None = None,
+        state_dir: Path | None = None,
+        on_retry: OnRetry | None = None,
+        on_choice: Callable[[Choice], None] | None = None,
+    ) -> None:
+        self.base_url = lmstudio_url(base_url)
+        self.provider = LMStudioProvider(
+            self.base_url,
+            api_token=lmstudio_token(api_token),
+            timeout=default_timeout(timeout) if timeout else None,
+            transport=transport,
+            log=RequestLog(log) if log else None,
+        )
+        self.retry = retry or RetryPolicy()
+        self.conversations = ConversationStore((state_dir or data_dir()) / "conversations")
+        self._on_retry = on_retry
+        self._on_choice = on_choice
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close connections."""
+        await self.provider.aclose()
+
+    async def _retrying(self, fn: Callable[[], Any]) -> Any:
+        return await call_with_retry(fn, self.retry, on_retry=self._on_retry)
+
+    # --- models ----------------------------------------------------------------------------
+
+    async def models(self) -> list[ModelInfo]:
+        """Downloaded models with loaded instances (also the server preflight)."""
+        result: list[ModelInfo] = await self._retrying(self.provider.models)
+        return result
+
+    async def find(self, key: str) -> ModelInfo:
+        """The model with ``key``, or ``ModelNotFound`` naming the closest keys."""
+        models = await self.models()
+        for m in models:
+            if m.key == key:
+                return m
+        keys = [m.key for m in models]
+        hint = closest(key, keys)
+        raise ModelNotFound(
+            f"LM Studio at {self.base_url} has no model {key!r}",
+            remedy=f"did you mean {', '.join(hint)}?" if hint else "run `offload models` to see the keys",
+            available=keys,
+            provider=self.provider.name,
+            model=key,
+            address=self.base_url,
+        )
+
+    async def load(
+        self,
+        key: str,
+        *,
+        context_length: int | None = None,
+        flash_attention: bool | None = None,
+        eval_batch_size: int | None = None,
+        new_instance: bool = False,
+    ) -> LoadResult:
+        """Load ``key``; an already-loaded key is reused unless ``new_instance`` is set."""
+        model = await self.find(key)
+        if model.loaded and not new_instance:
+            inst = model.loaded_instances[0]
+            return LoadResult(inst.id, None, model.type, "loaded", True, dict(inst.config))
+        result: LoadResult = await self._retrying(
+            lambda: self.provider.load(
+                key,
+                context_length=context_length,
+                flash_attention=flash_attention,
+                eval_batch_size=eval_batch_size,
+            )
+        )
+        return result
+
+    async def unload(
+        self, key: str | None = None, *, instance_id: str | None = None, all: bool = False
+    ) -> list[str]:
+        """Unload every instance of ``key`` (or one instance, or everything), then verify."""
+        if sum((key is not None, instance_id is not None, all)) != 1:
+            raise InputError("name exactly one of: a model key, --instance ID, or --all")
+        models = await self.models()
+        if key is not None:
+            targets = [i.id for i in (await self.find(key)).loaded_instances]
+        elif instance_id is not None:
+            known = [i.id for m in models for i in m.loaded_instances]
+            if instance_id not in known:
+                hint = ", ".join(known) or "none"
+                raise InputError(f"no loaded instance {instance_id!r} (loaded: {hint})")
+            targets = [instance_id]
+        else:
+            targets = [i.id for m in models for i in m.loaded_instances]
+        for target in targets:
+            await self._unload_one(target)
+        still = {i.id for m in await self.models() for i in m.loaded_instances}
+        remaining = [t for t in targets if t in still]
+        if remaining:
+            raise UnloadIncomplete(remaining, self.base_url)
+        return targets
+
+    async def _unload_one(self, instance_id: str) -> None:
+        await self._retrying(lambda: self.provider.unload(instance_id))
+
+    async def choose(self, request: ChatRequest, prefer: Prefer = "fast") -> Choice:
+        """Pick a model for ``request`` (see ``offload.selection``)."""
+        need = Need.of(request, request.max_output_tokens or DEFAULT_MAX_OUTPUT)
+        choice = choose(await self.models(), need, prefer)
+        if self._on_choice is not None:
+            self._on_choice(choice)
+        return choice
+
+    # --- chat ----------------------------------------------------------------------------------
+
+    def _request(self, prompt: str | ChatRequest, opts: ChatOptions) -> ChatRequest:
+        if isinstance(prompt, ChatRequest):
+            return prompt
+        return ChatRequest.from_prompt(
+            prompt,
+            system=opts.system,
+            images=opts.images,
+            model=opts.model,
+            temperature=opts.temperature,
+            top_p=opts.top_p,
+            max_output_tokens=opts.max_output_tokens,
+            reasoning=opts.reasoning,
+            context_length=opts.context_length,
+            previous_response_id=opts.previous_response_id,
+            store=opts.store,
+        )
+
+    async def _prepare(
+        self, request: ChatRequest, opts: ChatOptions, turn: ConversationTurn | None
+    ) -> ChatRequest:
+        if turn is not None:
+            if request.previous_response_id is None and turn.previous_response_id:
+                request = replace(request, previous_response_id=turn.previous_response_id)
+            if request.model is None and turn.state.model:
+                request = request.with_model(turn.state.model)
+        if request.model is None:
+            choice = await self.choose(request, opts.prefer)
+            request = request.with_model(choice.model.key)
+            if request.context_length is None and choice.context_length:
+                request = replace(request, context_length=choice.context_length)
+        return request
+
+    async def _loaded_ids(self) -> set[str]:
+        return {i.id for m in await self.models() for i in m.loaded_instances}
+
+    async def chat(self, prompt: str | ChatRequest, **options: Any) -> ChatResult:
+        """One chat turn; keyword options are the fields of ``ChatOptions``."""
+        result: ChatResult | None = None
+        async for event in self._turn(prompt, ChatOptions(**options), stream=False):
+            if isinstance(event, StreamEnd):
+                result = event.result
+        assert result is not None, "a turn always ends with StreamEnd"
+        return result
+
+    def stream_chat(self, prompt: str | ChatRequest, **options: Any) -> AsyncIterator[StreamEvent]:
+        """One chat turn as events: progress, deltas, then ``StreamEnd`` with the result."""
+        return self._turn(prompt, ChatOptions(**options), stream=True)
+
+    async def _turn(
+        self, prompt: str | ChatRequest, opts: ChatOptions, *, stream: bool
+    ) -> AsyncIterator[StreamEvent]:
+        request = self._request(prompt, opts)
+        if opts.conversation is None:
+            async for event in self._run(request, opts, None, stream):
+                yield event
+            return
+        async with self.conversations.turn(opts.conversation) as turn:
+            async for event in self._run(request, opts, turn, stream):
+                yield event
+
+    async def _run(
+        self, request: ChatRequest, opts: ChatOptions, turn: ConversationTurn | None, stream: bool
+    ) -> AsyncIterator[StreamEvent]:
+        request = await self._prepare(request, opts, turn)
+        before = await self._loaded_ids() if opts.unload_after else set()
+        if stream:
+            events = stream_with_retry(
+                lambda: self.provider.stream_chat(request), self.retry, on_retry=self._on_retry
+            )
+        else:
+            events = _single(lambda: self._retrying(lambda: self.provider.chat(request)))
+        async for event in events:
+            if isinstance(event, StreamEnd) and turn is not None:
+                turn.commit(event.result.response_id, request.model)
+            yield event
+            if isinstance(event, StreamEnd) and opts.unload_after:
+                await self._unload_if_new(event.result, before)
+
+    async def _unload_if_new(self, result: ChatResult, before: set[str]) -> None:
+        instance = result.instance_id or result.model
+        if instance and instance not in before:
+            with contextlib.suppress(ProviderError):  # best effort: the answer is delivered
+                await self.provider.unload(instance)
+
+
+async def _single(make: Callable[[], Any]) -> AsyncIterator[StreamEvent]:
+    result: ChatResult = await make()
+    yield StreamEnd(result)
+
+
+class LMStudio:
+    """Synchronous facade over ``AsyncLMStudio`` (same arguments, same methods)."""
+
+    def __init__(self, base_url: str | None = None, api_token: str | None = None, **kwargs: Any) -> None:
+        from offload._sync import LoopThread
+
+        self._loop = LoopThread()
+        self._async = self._loop.run(_make(base_url, api_token, kwargs))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def base_url(self) -> str:
+        """The server's base URL."""
+        return self._async.base_url
+
+    def close(self) -> None:
+        """Close connections and the private event loop."""
+        self._loop.run(self._async.aclose())
+        self._loop.close()
+
+    def models(self) -> list[ModelInfo]:
+        """See ``AsyncLMStudio.models``."""
+        return self._loop.run(self._async.models())
+
+    def load(self, key: str, **kwargs: Any) -> LoadResult:
+        """See ``AsyncLMStudio.load``."""
+        return self._loop.run(self._async.load(key, **kwargs))
+
+    def unload(self, key: str | None = None, **kwargs: Any) -> list[str]:
+        """See ``AsyncLMStudio.unload``."""
+        return self._loop.run(self._async.unload(key, **kwargs))
+
+    def chat(self, prompt: str | ChatRequest, **options: Any) -> ChatResult:
+        """See ``AsyncLMStudio.chat``."""
+        return self._loop.run(self._async.chat(prompt, **options))
+
+    def stream_chat(self, prompt: str | ChatRequest, **options: Any) -> Iterator[StreamEvent]:
+        """See ``AsyncLMStudio.stream_chat``."""
+        return self._loop.iterate(self._async.stream_chat(prompt, **options))
+
+
+async def _make(base_url: str | None, api_token: str | None, kwargs: dict[str, Any]) -> AsyncLMStudio:
+    return AsyncLMStudio(base_url, api_token, **kwargs)

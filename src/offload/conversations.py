@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -129,12 +130,26 @@ class ConversationStore:
     @asynccontextmanager
     async def turn(self, name: str) -> AsyncIterator[ConversationTurn]:
         """Hold the conversation's lock for one turn (other turns on ``name`` wait)."""
-        from filelock import FileLock
-
         self.directory.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self._path(name, ".lock")), thread_local=False)
-        await asyncio.to_thread(lock.acquire)
+        fd = os.open(self._path(name, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
+            await asyncio.to_thread(_lock, fd)
             yield ConversationTurn(self, self.get(name))
         finally:
-            lock.release()
+            os.close(fd)  # closing the descriptor releases the lock
+
+
+def _lock(fd: int) -> None:
+    """Block until this process holds an exclusive lock on ``fd`` (threads and processes alike)."""
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import msvcrt
+
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                return
+            except OSError:
+                continue
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_EX)

@@ -223,7 +223,9 @@ class _LoggedStream(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         chunks: list[bytes] = []
-        async for chunk in self._response.aiter_raw():
+        stream = self._response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        async for chunk in stream:
             chunks.append(chunk)
             yield chunk
         self._log.write(
@@ -236,7 +238,9 @@ class _LoggedStream(httpx.AsyncByteStream):
         )
 
     async def aclose(self) -> None:
-        await self._response.aclose()
+        stream = self._response.stream
+        if isinstance(stream, httpx.AsyncByteStream):
+            await stream.aclose()
 
 
 def describe(exc: ProviderError) -> str:

@@ -1,0 +1,128 @@
+"""Bounded retries: what is retried, how long it waits, and when it gives up (injected clock)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from offload.errors import (
+    ContextOverflow,
+    InvalidRequest,
+    ProviderError,
+    RateLimited,
+    ServerError,
+    Unreachable,
+)
+from offload.retry import RetryPolicy, call_with_retry, stream_with_retry
+
+
+class Clock:
+    """A fake clock whose sleep advances time instantly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def failing(errors: list[ProviderError], result: str = "ok"):  # type: ignore[no-untyped-def]
+    calls = {"n": 0}
+
+    async def fn() -> str:
+        calls["n"] += 1
+        if errors:
+            raise errors.pop(0)
+        return result
+
+    return fn, calls
+
+
+async def test_transient_errors_are_retried_with_growing_backoff() -> None:
+    clock = Clock()
+    fn, calls = failing([Unreachable("down"), ServerError("503")])
+    policy = RetryPolicy(attempts=3, base=1.0, jitter=0.0)
+    assert await call_with_retry(fn, policy, sleep=clock.sleep, clock=clock) == "ok"
+    assert calls["n"] == 3
+    assert clock.sleeps == [1.0, 2.0]
+
+
+async def test_retry_after_replaces_backoff() -> None:
+    clock = Clock()
+    fn, _ = failing([RateLimited("slow down", retry_after=7.0)])
+    await call_with_retry(fn, RetryPolicy(jitter=0.0), sleep=clock.sleep, clock=clock)
+    assert clock.sleeps == [7.0]
+
+
+@pytest.mark.parametrize("error", [ContextOverflow("too long"), InvalidRequest("bad key")])
+async def test_non_transient_errors_raise_at_once(error: ProviderError) -> None:
+    clock = Clock()
+    fn, calls = failing([error])
+    with pytest.raises(type(error)):
+        await call_with_retry(fn, RetryPolicy(), sleep=clock.sleep, clock=clock)
+    assert calls["n"] == 1 and clock.sleeps == []
+
+
+async def test_attempt_budget_is_bounded() -> None:
+    clock = Clock()
+    fn, calls = failing([Unreachable("a"), Unreachable("b"), Unreachable("c"), Unreachable("d")])
+    with pytest.raises(Unreachable, match="c"):
+        await call_with_retry(fn, RetryPolicy(attempts=3, jitter=0.0), sleep=clock.sleep, clock=clock)
+    assert calls["n"] == 3
+
+
+async def test_total_time_budget_is_bounded() -> None:
+    clock = Clock()
+    fn, calls = failing([RateLimited("x", retry_after=50.0), RateLimited("y", retry_after=50.0)])
+    with pytest.raises(RateLimited, match="y"):
+        await call_with_retry(fn, RetryPolicy(attempts=5, budget=60.0), sleep=clock.sleep, clock=clock)
+    assert calls["n"] == 2 and clock.sleeps == [50.0]
+
+
+def test_jitter_stays_within_bounds() -> None:
+    policy = RetryPolicy(base=1.0, cap=8.0, jitter=0.2)
+    delays = [policy.delay(3) for _ in range(200)]
+    assert all(6.4 <= d <= 9.6 for d in delays)
+    assert len(set(delays)) > 1
+
+
+async def test_stream_retried_only_before_first_event() -> None:
+    clock = Clock()
+    starts = {"n": 0}
+
+    async def flaky_before() -> AsyncIterator[str]:
+        starts["n"] += 1
+        if starts["n"] == 1:
+            raise Unreachable("refused")
+        yield "a"
+        yield "b"
+
+    out = [
+        e
+        async for e in stream_with_retry(
+            flaky_before, RetryPolicy(jitter=0.0), sleep=clock.sleep, clock=clock
+        )
+    ]
+    assert out == ["a", "b"] and starts["n"] == 2
+
+    async def dies_midway() -> AsyncIterator[str]:
+        starts["n"] += 1
+        yield "partial"
+        raise Unreachable("reset")
+
+    starts["n"] = 0
+    got: list[str] = []
+
+    async def consume() -> None:
+        async for e in stream_with_retry(dies_midway, RetryPolicy(), sleep=clock.sleep, clock=clock):
+            got.append(e)
+
+    with pytest.raises(Unreachable):
+        await consume()
+    assert got == ["partial"] and starts["n"] == 1

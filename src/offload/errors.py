@@ -92,6 +92,8 @@ class ProviderError(OffloadError):
         self.address = address
         self.status = status
         self.code = code
+        self.attempts: tuple[Attempt, ...] = ()
+        """Set by the router: every candidate tried before this error ended the call."""
 
     def short(self) -> str:
         """One line for attempt lists: kind, status and the message's first line."""
@@ -101,11 +103,19 @@ class ProviderError(OffloadError):
 
 
 class Unreachable(ProviderError, ConnectionError):
-    """Nothing answers at the server address (refused, reset, DNS failure)."""
+    """Nothing answers at the server address (refused, reset, DNS failure).
+
+    ``refused`` marks an immediate connection refusal: the server is not running, so a
+    router with another candidate fails over at once instead of retrying.
+    """
 
     exit_code = 3
     kind = "unreachable"
     retryable = True
+
+    def __init__(self, message: str, *, refused: bool = False, **kw: Any) -> None:
+        self.refused = refused
+        super().__init__(message, **kw)
 
 
 class Timeout(ProviderError, TimeoutError):

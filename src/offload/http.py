@@ -79,6 +79,7 @@ def transport_errors(*, provider: str, address: str, model: str | None = None) -
         reason = _reason(exc)
         raise Unreachable(
             f"{provider} is not reachable at {address} ({reason})",
+            refused=reason == "connection refused",
             provider=provider,
             model=model,
             address=address,

@@ -58,14 +58,20 @@ async def call_with_retry(
     sleep: Sleep = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
     on_retry: OnRetry | None = None,
+    should_retry: Callable[[ProviderError], bool] | None = None,
 ) -> T:
-    """Run ``fn`` until it succeeds, a non-retryable error occurs, or the budgets run out."""
+    """Run ``fn`` until it succeeds, a non-retryable error occurs, or the budgets run out.
+
+    ``should_retry`` can veto retrying an otherwise retryable error (the router uses it to
+    fail over at once from a server that refuses connections).
+    """
     started = clock()
     for index in range(policy.attempts):
         try:
             return await fn()
         except ProviderError as exc:
-            if not exc.retryable or index + 1 >= policy.attempts:
+            vetoed = should_retry is not None and not should_retry(exc)
+            if not exc.retryable or vetoed or index + 1 >= policy.attempts:
                 raise
             hint = getattr(exc, "retry_after", None)
             wait = policy.delay(index, hint)
@@ -84,6 +90,7 @@ async def stream_with_retry(
     sleep: Sleep = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
     on_retry: OnRetry | None = None,
+    should_retry: Callable[[ProviderError], bool] | None = None,
 ) -> AsyncIterator[E]:
     """Like ``call_with_retry`` for a stream: retried only while nothing has been yielded yet."""
     started = clock()
@@ -95,7 +102,8 @@ async def stream_with_retry(
                 yield event
             return
         except ProviderError as exc:
-            if yielded or not exc.retryable or index + 1 >= policy.attempts:
+            vetoed = should_retry is not None and not should_retry(exc)
+            if yielded or vetoed or not exc.retryable or index + 1 >= policy.attempts:
                 raise
             wait = policy.delay(index, getattr(exc, "retry_after", None))
             if clock() - started + wait > policy.budget:

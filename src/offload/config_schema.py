@@ -1,0 +1,378 @@
+"""The typed pieces of the config and the validators that build them from parsed JSON5.
+
+Every check records ``path: expected …, got …`` in a ``Problems`` list instead of stopping at
+the first one, so ``offload config check`` shows everything wrong with a file at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from offload.errors import ConfigError, closest
+
+SUPPORTED_APIS = ("lmstudio", "embedded", "openai-completions", "openai-responses", "anthropic-messages")
+ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+GATES = ("off", "checks", "judge")
+ON_FAIL = ("escalate", "fail", "warn")
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """USD per million tokens."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cache_read: float = 0.0
+    cache_write: float = 0.0
+
+    def dollars(self, input_tokens: int, output_tokens: int) -> float:
+        """What ``input_tokens`` in and ``output_tokens`` out cost at these prices."""
+        return (input_tokens * self.input + output_tokens * self.output) / 1_000_000
+
+    @property
+    def free(self) -> bool:
+        """True when every price is zero."""
+        return not (self.input or self.output or self.cache_read or self.cache_write)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDef:
+    """A model declared under a provider."""
+
+    id: str
+    name: str | None = None
+    reasoning: bool = False
+    input: tuple[str, ...] = ("text",)
+    cost: Cost = field(default_factory=Cost)
+    context_window: int | None = None
+    max_tokens: int | None = None
+    api: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """One provider after merging and secret resolution."""
+
+    id: str
+    base_url: str
+    api: str
+    api_key: str | None = None
+    api_key_source: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    models: tuple[ModelDef, ...] = ()
+    local: bool = True
+    timeout_seconds: float | None = None
+    base_urls: tuple[str, ...] = ()
+
+    def model(self, model_id: str) -> ModelDef | None:
+        """The declared model with this id, if any."""
+        return next((m for m in self.models if m.id == model_id), None)
+
+    @property
+    def supported(self) -> bool:
+        """True when offload speaks this provider's ``api``."""
+        return self.api in SUPPORTED_APIS
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """``provider/model``, split on the first slash."""
+
+    provider: str
+    model: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """A primary model and its fallbacks (refs or aliases, unresolved)."""
+
+    primary: str
+    fallbacks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSettings:
+    """Per-task overrides under ``offload.tasks.<name>``."""
+
+    model: Chain | None = None
+    local_only: bool | None = None
+    gate: str | None = None
+    on_fail: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OffloadSettings:
+    """offload's own settings (the ``offload`` key)."""
+
+    local_only: bool = False
+    embedded: bool = True
+    models_dir: str | None = None
+    savings_baseline: str | None = None
+    store_text: bool = False
+    tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
+
+
+class Problems:
+    """Collects validation problems with their key paths."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, path: str, expected: str, got: Any) -> None:
+        """Record that ``path`` held ``got`` where ``expected`` was wanted."""
+        self.lines.append(f"{path}: {expected}, got {_show(got)}")
+
+    def note(self, line: str) -> None:
+        """Record a free-form problem line."""
+        self.lines.append(line)
+
+    def raise_if_any(self, source: Path | None) -> None:
+        """Raise one ``ConfigError`` listing every problem."""
+        if not self.lines:
+            return
+        where = f" in {source}" if source else ""
+        raise ConfigError(
+            f"invalid config{where}:\n  " + "\n  ".join(self.lines),
+            remedy="fix the keys above; `offload config check` re-validates",
+        )
+
+    def obj(self, value: Any, path: str) -> Mapping[str, Any]:
+        """``value`` when it is an object, else ``{}`` and a problem."""
+        if isinstance(value, Mapping):
+            return value
+        self.add(path, "expected an object", value)
+        return {}
+
+    def string(self, value: Any, path: str, *, required: bool = False) -> str | None:
+        """A non-empty string or ``None``."""
+        if value is None and not required:
+            return None
+        if isinstance(value, str) and value.strip():
+            return value
+        self.add(path, "expected a non-empty string", value)
+        return None
+
+    def flag(self, value: Any, path: str) -> bool | None:
+        """A boolean or ``None``."""
+        if value is None or isinstance(value, bool):
+            return value
+        self.add(path, "expected true or false", value)
+        return None
+
+    def positive_int(self, value: Any, path: str) -> int | None:
+        """A positive integer or ``None``."""
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        self.add(path, "expected a positive integer", value)
+        return None
+
+    def number(self, value: Any, path: str, *, positive: bool = False) -> float | None:
+        """A non-negative (or positive) number or ``None``."""
+        if value is None:
+            return None
+        ok = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and (value > 0 if positive else value >= 0)
+        )
+        if ok:
+            return float(value)
+        self.add(path, f"expected a {'positive' if positive else 'non-negative'} number", value)
+        return None
+
+    def strings(self, value: Any, path: str) -> tuple[str, ...] | None:
+        """A list of strings or ``None``."""
+        if value is None:
+            return None
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        self.add(path, "expected a list of strings", value)
+        return None
+
+    def choice(self, value: Any, path: str, allowed: tuple[str, ...]) -> str | None:
+        """One of ``allowed`` or ``None``."""
+        if value is None:
+            return None
+        if isinstance(value, str) and value in allowed:
+            return value
+        self.add(path, "expected one of " + ", ".join(f'"{a}"' for a in allowed), value)
+        return None
+
+    def chain(self, value: Any, path: str) -> Chain | None:
+        """A model chain: a plain ref string or ``{primary, fallbacks}``."""
+        if isinstance(value, str) and value.strip():
+            return Chain(value)
+        if not isinstance(value, Mapping):
+            self.add(path, 'expected "provider/model" or {primary, fallbacks}', value)
+            return None
+        primary = self.string(value.get("primary"), f"{path}.primary")
+        fallbacks = self.strings(value.get("fallbacks"), f"{path}.fallbacks") or ()
+        if primary is None:
+            if fallbacks:
+                return Chain(fallbacks[0], fallbacks[1:])
+            return None
+        return Chain(primary, fallbacks)
+
+
+def _show(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)[:80]
+    except (TypeError, ValueError):
+        return repr(value)[:80]
+
+
+# --- providers ------------------------------------------------------------------------------
+
+
+def read_providers(
+    merged: Mapping[str, Any], p: Problems, env: Mapping[str, str]
+) -> dict[str, ProviderConfig]:
+    """Build every provider from the merged ``models.providers`` object."""
+    out: dict[str, ProviderConfig] = {}
+    for pid, raw in merged.items():
+        path = f"models.providers.{pid}"
+        entry = p.obj(raw, path)
+        if not entry:
+            continue
+        provider = _provider(pid.lower(), entry, path, p, env)
+        if provider is not None:
+            out[provider.id] = provider
+    return out
+
+
+def _provider(
+    pid: str, e: Mapping[str, Any], path: str, p: Problems, env: Mapping[str, str]
+) -> ProviderConfig | None:
+    from offload.http import is_local_url
+
+    base_urls = p.strings(e.get("baseUrls"), f"{path}.baseUrls") or ()
+    base_url = (
+        p.string(e.get("baseUrl"), f"{path}.baseUrl", required=not base_urls) or (base_urls[:1] or ("",))[0]
+    )
+    api = p.string(e.get("api"), f"{path}.api") or "openai-completions"
+    key, source = _api_key(e, path, p, env)
+    headers = p.obj(e.get("headers", {}), f"{path}.headers")
+    for name, value in headers.items():
+        if not isinstance(value, str):
+            p.add(f"{path}.headers.{name}", "expected a string", value)
+    models = e.get("models", [])
+    if not isinstance(models, list):
+        p.add(f"{path}.models", "expected a list", models)
+        models = []
+    defs = tuple(d for i, m in enumerate(models) if (d := _model(m, f"{path}.models[{i}]", p)) is not None)
+    local = p.flag(e.get("local"), f"{path}.local")
+    if local is None:
+        local = api == "embedded" or is_local_url(base_url)
+    return ProviderConfig(
+        id=pid,
+        base_url=base_url,
+        api=api,
+        api_key=key,
+        api_key_source=source,
+        headers={k: v for k, v in headers.items() if isinstance(v, str)},
+        models=defs,
+        local=local,
+        timeout_seconds=p.number(e.get("timeoutSeconds"), f"{path}.timeoutSeconds", positive=True),
+        base_urls=base_urls or ((base_url,) if base_url else ()),
+    )
+
+
+def _api_key(
+    e: Mapping[str, Any], path: str, p: Problems, env: Mapping[str, str]
+) -> tuple[str | None, str | None]:
+    raw = e.get("apiKey")
+    if raw is not None and not isinstance(raw, str):
+        p.add(f"{path}.apiKey", "expected a string", "<redacted>")
+        return None, None
+    if raw:
+        if ENV_NAME.match(raw) and env.get(raw):
+            return env[raw], f"env {raw}"
+        return raw, "config"
+    for name in p.strings(e.get("apiKeyEnv"), f"{path}.apiKeyEnv") or ():
+        if env.get(name):
+            return env[name], f"env {name}"
+    return None, None
+
+
+def _model(raw: Any, path: str, p: Problems) -> ModelDef | None:
+    m = p.obj(raw, path)
+    if not m:
+        return None
+    mid = p.string(m.get("id"), f"{path}.id", required=True)
+    cost = p.obj(m.get("cost", {}), f"{path}.cost")
+    inputs = p.strings(m.get("input"), f"{path}.input") or ("text",)
+    for kind in inputs:
+        if kind not in ("text", "image"):
+            p.add(f"{path}.input", 'expected items "text" or "image"', list(inputs))
+            break
+    model = ModelDef(
+        id=mid or "",
+        name=p.string(m.get("name"), f"{path}.name"),
+        reasoning=bool(p.flag(m.get("reasoning"), f"{path}.reasoning")),
+        input=inputs,
+        cost=Cost(
+            input=p.number(cost.get("input"), f"{path}.cost.input") or 0.0,
+            output=p.number(cost.get("output"), f"{path}.cost.output") or 0.0,
+            cache_read=p.number(cost.get("cacheRead"), f"{path}.cost.cacheRead") or 0.0,
+            cache_write=p.number(cost.get("cacheWrite"), f"{path}.cost.cacheWrite") or 0.0,
+        ),
+        context_window=p.positive_int(m.get("contextWindow"), f"{path}.contextWindow"),
+        max_tokens=p.positive_int(m.get("maxTokens"), f"{path}.maxTokens"),
+        api=p.string(m.get("api"), f"{path}.api"),
+    )
+    return model if mid else None
+
+
+# --- offload's own key ----------------------------------------------------------------------
+
+OFFLOAD_KEYS = ("localOnly", "embedded", "savings", "ledger", "tasks")
+TASK_KEYS = ("model", "localOnly", "gate", "onFail")
+
+
+def read_offload(o: Mapping[str, Any], p: Problems) -> OffloadSettings:
+    """Validate the ``offload`` object (unknown keys are errors: it is our namespace)."""
+    for key in o:
+        if key not in OFFLOAD_KEYS:
+            hint = closest(key, OFFLOAD_KEYS, 1)
+            p.note(f"offload.{key}: unknown setting" + (f" (did you mean {hint[0]}?)" if hint else ""))
+    embedded = p.obj(o.get("embedded", {}), "offload.embedded")
+    savings = p.obj(o.get("savings", {}), "offload.savings")
+    ledger = p.obj(o.get("ledger", {}), "offload.ledger")
+    tasks = p.obj(o.get("tasks", {}), "offload.tasks")
+    enabled = p.flag(embedded.get("enabled"), "offload.embedded.enabled")
+    return OffloadSettings(
+        local_only=bool(p.flag(o.get("localOnly"), "offload.localOnly")),
+        embedded=True if enabled is None else enabled,
+        models_dir=p.string(embedded.get("modelsDir"), "offload.embedded.modelsDir"),
+        savings_baseline=p.string(savings.get("baseline"), "offload.savings.baseline"),
+        store_text=bool(p.flag(ledger.get("storeText"), "offload.ledger.storeText")),
+        tasks={name: _task(t, f"offload.tasks.{name}", p) for name, t in tasks.items()},
+    )
+
+
+def _task(raw: Any, path: str, p: Problems) -> TaskSettings:
+    t = p.obj(raw, path)
+    return TaskSettings(
+        model=p.chain(t["model"], f"{path}.model") if "model" in t else None,
+        local_only=p.flag(t.get("localOnly"), f"{path}.localOnly"),
+        gate=p.choice(t.get("gate"), f"{path}.gate", GATES),
+        on_fail=p.choice(t.get("onFail"), f"{path}.onFail", ON_FAIL),
+        options={k: v for k, v in t.items() if k not in TASK_KEYS},
+    )
+
+
+def expand_user(path: str | None) -> str | None:
+    """``~`` and ``$VAR`` expansion for paths in the config."""
+    return os.path.expandvars(os.path.expanduser(path)) if path else None

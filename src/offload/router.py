@@ -1,0 +1,416 @@
+"""Routing: every call walks a chain of candidate models until one answers.
+
+For a call the router builds the chain (requested model or task chain, fallbacks, primary —
+deduplicated; see ``Config.chain``), then *plans* it before sending anything:
+
+* local-only mode drops every hosted candidate (they are never contacted);
+* candidates whose declared ``contextWindow`` cannot hold the prompt are skipped — and if no
+  candidate can, the call fails before any request, naming the sizes;
+* candidates with an API offload does not speak, or that cannot continue a server-side
+  thread (``previous_response_id``), are skipped.
+
+Then each remaining candidate gets bounded retries for transient failures (``RetryPolicy``;
+a refused connection fails over at once when another candidate remains) and, on any error
+whose class says ``failover``, the router moves on — with a one-line notice. Candidates
+cooling down after repeated failures are skipped (``Cooldowns``). A malformed request stops
+the chain. Streams fail over only before the first content arrives. Every attempt is kept
+(for the ledger and for the final "all N candidates failed" message) and reported to
+observers as a ``CallEvent``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from offload.catalog import AUTO
+from offload.config import Config, ModelDef, ModelRef, ProviderConfig
+from offload.cooldown import Cooldowns
+from offload.errors import (
+    AllCandidatesFailed,
+    Attempt,
+    ContextOverflow,
+    LocalOnlyRefused,
+    OffloadError,
+    ProviderError,
+    Unreachable,
+)
+from offload.providers.base import Provider
+from offload.providers.registry import ProviderPool
+from offload.retry import RetryPolicy, call_with_retry, stream_with_retry
+from offload.selection import Choice, Need, Prefer, choose
+from offload.tokens import DEFAULT_MAX_OUTPUT, estimate_prompt
+from offload.types import ChatRequest, ChatResult, ReasoningDelta, StreamEnd, StreamEvent, TextDelta
+
+THREAD_APIS = ("lmstudio", "openai-responses")
+NO_COOLDOWN = ("context_overflow", "invalid_request", "response_not_found")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One model in a chain, with its provider's config."""
+
+    ref: ModelRef
+    provider: ProviderConfig
+    model: ModelDef | None = None
+
+    @property
+    def name(self) -> str:
+        """``provider/model``."""
+        return str(self.ref)
+
+    @property
+    def local(self) -> bool:
+        """True when the call stays on this machine or network."""
+        return self.provider.local
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """One model call as the ledger sees it (success or failure)."""
+
+    candidate: Candidate
+    model: str
+    seconds: float
+    result: ChatResult | None = None
+    error: ProviderError | None = None
+    task: str | None = None
+    failover: bool = False
+    escalated: bool = False
+
+    @property
+    def outcome(self) -> str:
+        """``ok`` or the error kind."""
+        return "ok" if self.error is None else self.error.kind
+
+
+Observer = Callable[[CallEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A routed answer: the result, who gave it, and every attempt on the way."""
+
+    result: ChatResult
+    candidate: Candidate
+    attempts: tuple[Attempt, ...]
+
+    @property
+    def failed_over(self) -> bool:
+        """True when an earlier candidate failed or was skipped before this one answered."""
+        return any(a.outcome != "ok" for a in self.attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """Per-call routing options."""
+
+    model: str | None = None
+    task: str | None = None
+    local_only: bool | None = None
+    fallbacks: bool = True
+    escalated: bool = False
+
+
+@dataclass
+class RoutedStream:
+    """An answer as events; ``routed`` is set once the stream has ended successfully."""
+
+    events: AsyncIterator[StreamEvent]
+    routed: Routed | None = None
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        return self.events
+
+
+@dataclass
+class _Walk:
+    attempts: list[Attempt] = field(default_factory=list)
+    failed: bool = False
+
+
+class Router:
+    """Sends requests down candidate chains built from a ``Config``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        pool: ProviderPool | None = None,
+        retry: RetryPolicy | None = None,
+        cooldowns: Cooldowns | None = None,
+        notify: Callable[[str], None] | None = None,
+        observers: Sequence[Observer] = (),
+        prefer: Prefer = "fast",
+        on_choice: Callable[[Candidate, Choice], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.pool = pool or ProviderPool(config.providers)
+        self.retry = retry or RetryPolicy()
+        self.cooldowns = cooldowns or Cooldowns(clock)
+        self.observers = list(observers)
+        self._notify = notify
+        self._prefer = prefer
+        self._on_choice = on_choice
+        self._sleep = sleep
+        self._clock = clock
+
+    async def aclose(self) -> None:
+        """Close every provider connection."""
+        await self.pool.aclose()
+
+    # --- planning ----------------------------------------------------------------------------
+
+    def candidates(self, options: CallOptions | None = None) -> list[Candidate]:
+        """The chain for a call, resolved against the config."""
+        opts = options or CallOptions()
+        out = []
+        for ref in self.config.chain(opts.model, opts.task, fallbacks=opts.fallbacks):
+            provider = self.config.providers.get(ref.provider)
+            if provider is None:
+                raise OffloadError(f"unknown provider {ref.provider!r} in model ref {ref}")
+            out.append(Candidate(ref, provider, provider.model(ref.model)))
+        return out
+
+    def local_only(self, options: CallOptions) -> bool:
+        """Call flag > task setting > global setting."""
+        if options.local_only is not None:
+            return options.local_only
+        task = self.config.task(options.task).local_only
+        return task if task is not None else self.config.local_only
+
+    def plan(self, request: ChatRequest, options: CallOptions) -> tuple[list[Candidate], list[Attempt]]:
+        """The candidates worth calling, and the skipped ones as attempts (no I/O)."""
+        local_only = self.local_only(options)
+        prompt = estimate_prompt(request)
+        needed = prompt + (request.max_output_tokens or 0)
+        runnable: list[Candidate] = []
+        skipped: list[Attempt] = []
+        for cand in self.candidates(options):
+            reason = self._skip_reason(cand, request, local_only, needed)
+            if reason:
+                skipped.append(Attempt(cand.name, "skipped", 0.0, error=reason))
+            else:
+                runnable.append(cand)
+        if not runnable:
+            raise self._nothing_to_run(skipped, needed)
+        return runnable, skipped
+
+    def _skip_reason(
+        self, cand: Candidate, request: ChatRequest, local_only: bool, needed: int
+    ) -> str | None:
+        if local_only and not cand.local:
+            return "local-only: hosted"
+        if not cand.provider.supported:
+            return f"unsupported api {cand.provider.api!r}"
+        if request.previous_response_id and cand.provider.api not in THREAD_APIS:
+            return "cannot continue a server-side thread (previous_response_id)"
+        window = cand.model.context_window if cand.model else None
+        if window is not None and needed > window:
+            return f"context window {window} < ~{needed} tokens needed"
+        return None
+
+    def _nothing_to_run(self, skipped: list[Attempt], needed: int) -> OffloadError:
+        refused = [a.candidate for a in skipped if a.error == "local-only: hosted"]
+        if refused:
+            others = [f"{a.candidate} ({a.error})" for a in skipped if a.candidate not in refused]
+            extra = f"; also skipped: {', '.join(others)}" if others else ""
+            return LocalOnlyRefused(
+                refused, remedy=f"add a local model to the chain, or drop local-only{extra}"
+            )
+        sizes = [f"{a.candidate} {a.error}" for a in skipped if (a.error or "").startswith("context window")]
+        if len(sizes) == len(skipped):
+            return ContextOverflow(
+                f"the request (~{needed} tokens) fits no candidate: " + "; ".join(sizes),
+                prompt_tokens=needed,
+                remedy="shorten the input, lower --max-output-tokens, or add a larger-context model",
+            )
+        return AllCandidatesFailed(
+            skipped, remedy="fix the model chain in your config (offload config check)"
+        )
+
+    # --- calling -------------------------------------------------------------------------------
+
+    async def chat(self, request: ChatRequest, options: CallOptions | None = None) -> Routed:
+        """Answer ``request`` with the first candidate that can."""
+        stream = self.stream(request, options, live=False)
+        async for _ in stream:
+            pass
+        assert stream.routed is not None
+        return stream.routed
+
+    def stream(
+        self, request: ChatRequest, options: CallOptions | None = None, *, live: bool = True
+    ) -> RoutedStream:
+        """Answer ``request`` as events; failover happens only before content is yielded."""
+        opts = options or CallOptions()
+        holder = RoutedStream(_empty())
+        holder.events = self._walk(request, opts, holder, live)
+        return holder
+
+    async def _walk(
+        self, request: ChatRequest, opts: CallOptions, holder: RoutedStream, live: bool
+    ) -> AsyncIterator[StreamEvent]:
+        runnable, skipped = self.plan(request, opts)
+        walk = _Walk(list(skipped), failed=bool(skipped))
+        for index, cand in enumerate(runnable):
+            has_next = index + 1 < len(runnable)
+            left = self.cooldowns.remaining(cand.name)
+            if left > 0:
+                walk.attempts.append(
+                    Attempt(cand.name, "skipped", 0.0, error=f"cooling down ({left:.0f}s left)")
+                )
+                walk.failed = True
+                continue
+            started = self._clock()
+            emitted = False
+            bound = request
+            try:
+                bound = await self._bind(cand, request, has_next)
+                events = self._events(cand, bound, live, has_next)
+                async for event in events:
+                    if isinstance(event, TextDelta | ReasoningDelta):
+                        emitted = True
+                    if isinstance(event, StreamEnd):
+                        holder.routed = self._succeeded(cand, bound, event.result, started, walk, opts)
+                    yield event
+                return
+            except ProviderError as exc:
+                self._failed(cand, bound, exc, started, walk, opts)
+                called = sum(1 for a in walk.attempts if a.outcome == "failed")
+                if emitted or not exc.failover or (not has_next and called == 1):
+                    exc.attempts = tuple(walk.attempts)
+                    raise
+                if has_next:
+                    self._say(
+                        f"offload: {cand.name} failed ({exc.short()}) → trying {runnable[index + 1].name}"
+                    )
+        raise AllCandidatesFailed(walk.attempts)
+
+    def _events(
+        self, cand: Candidate, request: ChatRequest, live: bool, has_next: bool
+    ) -> AsyncIterator[StreamEvent]:
+        provider = self.pool.get(cand.provider.id)
+
+        def veto(exc: ProviderError) -> bool:
+            return not (has_next and isinstance(exc, Unreachable) and exc.refused)
+
+        if live:
+            return stream_with_retry(
+                lambda: provider.stream_chat(request),
+                self.retry,
+                sleep=self._sleep,
+                clock=self._clock,
+                should_retry=veto,
+            )
+        return _one(
+            lambda: call_with_retry(
+                lambda: provider.chat(request),
+                self.retry,
+                sleep=self._sleep,
+                clock=self._clock,
+                should_retry=veto,
+            )
+        )
+
+    async def _bind(self, cand: Candidate, request: ChatRequest, has_next: bool) -> ChatRequest:
+        """Aim the request at ``cand``: choose the model for ``auto``, clamp the output cap."""
+        if cand.model and cand.model.max_tokens and request.max_output_tokens:
+            request = replace(
+                request, max_output_tokens=min(request.max_output_tokens, cand.model.max_tokens)
+            )
+        if cand.ref.model != AUTO:
+            return request.with_model(cand.ref.model)
+        provider: Provider = self.pool.get(cand.provider.id)
+        models = await call_with_retry(
+            provider.models,
+            self.retry,
+            sleep=self._sleep,
+            clock=self._clock,
+            should_retry=lambda e: not (has_next and isinstance(e, Unreachable) and e.refused),
+        )
+        need = Need.of(request, request.max_output_tokens or DEFAULT_MAX_OUTPUT)
+        try:
+            choice = choose(models, need, self._prefer)
+        except OffloadError as exc:
+            raise ContextOverflow(exc.message, provider=cand.provider.id, address=provider.address) from exc
+        if self._on_choice is not None:
+            self._on_choice(cand, choice)
+        bound = request.with_model(choice.model.key)
+        if bound.context_length is None and choice.context_length:
+            bound = replace(bound, context_length=choice.context_length)
+        return bound
+
+    def _succeeded(
+        self,
+        cand: Candidate,
+        request: ChatRequest,
+        result: ChatResult,
+        started: float,
+        walk: _Walk,
+        opts: CallOptions,
+    ) -> Routed:
+        seconds = self._clock() - started
+        self.cooldowns.succeeded(cand.name)
+        walk.attempts.append(Attempt(cand.name, "ok", seconds))
+        self._observe(
+            CallEvent(
+                cand,
+                request.model or cand.ref.model,
+                seconds,
+                result=result,
+                task=opts.task,
+                failover=walk.failed,
+                escalated=opts.escalated,
+            )
+        )
+        return Routed(result, cand, tuple(walk.attempts))
+
+    def _failed(
+        self,
+        cand: Candidate,
+        request: ChatRequest,
+        exc: ProviderError,
+        started: float,
+        walk: _Walk,
+        opts: CallOptions,
+    ) -> None:
+        seconds = self._clock() - started
+        walk.attempts.append(
+            Attempt(cand.name, "failed", seconds, error=exc.short(), status=exc.status, address=exc.address)
+        )
+        if exc.kind not in NO_COOLDOWN:
+            self.cooldowns.failed(cand.name)
+        self._observe(
+            CallEvent(
+                cand,
+                request.model or cand.ref.model,
+                seconds,
+                error=exc,
+                task=opts.task,
+                failover=walk.failed,
+                escalated=opts.escalated,
+            )
+        )
+        walk.failed = True
+
+    def _observe(self, event: CallEvent) -> None:
+        for observer in self.observers:
+            observer(event)
+
+    def _say(self, message: str) -> None:
+        if self._notify is not None:
+            self._notify(message)
+
+
+async def _one(make: Callable[[], Awaitable[ChatResult]]) -> AsyncIterator[StreamEvent]:
+    yield StreamEnd(await make())
+
+
+async def _empty() -> AsyncIterator[StreamEvent]:
+    return
+    yield  # pragma: no cover

@@ -232,7 +232,7 @@ def parse_config(
         problems.add("models.mode", 'expected "merge" or "replace"', mode)
         mode = "merge"
     user_providers = problems.obj(models.get("providers", {}), "models.providers")
-    base = {} if mode == "replace" else BUILTIN_PROVIDERS
+    base = {} if mode == "replace" else _builtins(environ)
     merged = merge_providers(base, user_providers)
     providers = read_providers(merged, problems, environ)
     agents = problems.obj(
@@ -257,6 +257,15 @@ def parse_config(
         source=source,
         merged=shown,
     )
+
+
+def _builtins(env: Mapping[str, str]) -> dict[str, Any]:
+    """The built-in providers, with LM Studio's address from ``LM_STUDIO_API_URL`` when set."""
+    from offload.settings import lmstudio_url
+
+    builtins = copy.deepcopy(BUILTIN_PROVIDERS)
+    builtins["lmstudio"]["baseUrl"] = lmstudio_url(env=env)
+    return builtins
 
 
 def _default_chain(value: Any, problems: Problems, embedded: bool) -> Chain:

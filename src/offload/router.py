@@ -39,7 +39,7 @@ from offload.errors import (
 )
 from offload.providers.base import Provider
 from offload.providers.registry import ProviderPool
-from offload.retry import RetryPolicy, call_with_retry, stream_with_retry
+from offload.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
 from offload.selection import Choice, Need, Prefer, choose
 from offload.tokens import DEFAULT_MAX_OUTPUT, estimate_prompt
 from offload.types import ChatRequest, ChatResult, ReasoningDelta, StreamEnd, StreamEvent, TextDelta
@@ -145,6 +145,7 @@ class Router:
         observers: Sequence[Observer] = (),
         prefer: Prefer = "fast",
         on_choice: Callable[[Candidate, Choice], None] | None = None,
+        on_retry: OnRetry | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -156,6 +157,7 @@ class Router:
         self._notify = notify
         self._prefer = prefer
         self._on_choice = on_choice
+        self._on_retry = on_retry
         self._sleep = sleep
         self._clock = clock
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from offload import __version__
 from offload.errors import OffloadError
+
+if TYPE_CHECKING:
+    from offload.config import Config
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,8 +59,39 @@ class OffloadGroup(click.Group):
 
 @click.group(cls=OffloadGroup, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="offload")
-def cli() -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Config file (JSON5, OpenClaw's shape; default: $OFFLOAD_CONFIG or the user config dir).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
     """Offload LLM work to local models (LM Studio, llama.cpp, any OpenAI-compatible server)."""
+    ctx.obj = {"config_path": config_path}
+
+
+def current_config() -> Config:
+    """The config for this invocation (loaded once, from ``--config`` or the default place)."""
+    from offload.config import load_config
+
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    root.obj = root.obj or {}
+    if "config" not in root.obj:
+        root.obj["config"] = load_config(root.obj.get("config_path"))
+    config: Config = root.obj["config"]
+    return config
+
+
+def lmstudio_address(base_url: str | None, api_token: str | None) -> tuple[str, str | None]:
+    """LM Studio's URL and token: flag > config file > environment > default."""
+    from offload.settings import lmstudio_token, lmstudio_url
+
+    provider = current_config().providers.get("lmstudio")
+    url = base_url or (provider.base_url if provider else None)
+    token = api_token or (provider.api_key if provider else None)
+    return lmstudio_url(url), lmstudio_token(token)
 
 
 def server_options(fn: F) -> F:

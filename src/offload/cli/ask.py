@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from offload.cli._app import cli, json_option, note, print_json, run, server_options, stderr_is_tty
+from offload.cli._app import (
+    cli,
+    current_config,
+    json_option,
+    note,
+    print_json,
+    run,
+    server_options,
+    stderr_is_tty,
+)
 from offload.constants import REASONING_LEVELS
 from offload.errors import InputError
 
 if TYPE_CHECKING:
     from offload.errors import ProviderError
-    from offload.selection import Choice
+    from offload.router import Candidate, Routed
+    from offload.selection import Choice, Prefer
     from offload.types import ChatResult, StreamEvent
 
 
@@ -87,10 +97,8 @@ class Printer:
             note(f"{label} {'done' if event.done else '…'}")
         self.stage = event.stage
 
-    def finish(self, result: ChatResult, as_json: bool, conversation: str | None) -> None:
-        if as_json:
-            print_json({**result.to_dict(), "conversation": conversation})
-            return
+    def finish(self, result: ChatResult) -> None:
+        """Print the final answer (or end the live line)."""
         if self.show_reasoning and result.reasoning and not self.live:
             click.secho(result.reasoning, err=True, dim=True)
         if self.live:
@@ -100,16 +108,34 @@ class Printer:
             click.echo(result.content)
 
 
-def explain(choice: Choice) -> None:
+def explain(candidate: Candidate, choice: Choice) -> None:
     """``--verbose``: why this model was chosen."""
-    note(f"model: {choice.model.key}")
+    note(f"model: {candidate.provider.id}/{choice.model.key}")
     for reason in choice.reasons:
         note(f"  - {reason}")
 
 
+def routed_json(routed: Routed, conversation: str | None) -> dict[str, Any]:
+    """The ``--json`` object: the result plus who answered and how the chain went."""
+    return {
+        **routed.result.to_dict(),
+        "candidate": routed.candidate.name,
+        "local": routed.candidate.local,
+        "failed_over": routed.failed_over,
+        "attempts": [
+            {"candidate": a.candidate, "outcome": a.outcome, "seconds": round(a.seconds, 3), "error": a.error}
+            for a in routed.attempts
+        ],
+        "conversation": conversation,
+    }
+
+
 @cli.command("ask")
 @click.argument("text", required=False)
-@click.option("-m", "--model", metavar="KEY", help="Model key (default: chosen by need, loaded first).")
+@click.option(
+    "-m", "--model", metavar="REF", help="Model, alias or provider/model (default: the config's chain)."
+)
+@click.option("--provider", metavar="ID", help="Use only this provider (e.g. embedded, lmstudio).")
 @click.option(
     "-s", "--system", metavar="PROMPT", help="System prompt (sent on a conversation's first turn only)."
 )
@@ -130,17 +156,22 @@ def explain(choice: Choice) -> None:
 )
 @click.option("--image", "images", multiple=True, metavar="PATH", help="Attach an image (vision models).")
 @click.option("--prefer", type=click.Choice(["fast", "quality"]), default="fast", help="Model choice bias.")
+@click.option(
+    "--local-only", is_flag=True, default=None, help="Never contact a hosted provider for this call."
+)
+@click.option("--no-fallback", is_flag=True, help="Try only the first model of the chain.")
 @click.option("--stream", is_flag=True, help="Print the answer as it arrives; progress on stderr.")
 @click.option("--show-reasoning", is_flag=True, help="Show the model's reasoning on stderr.")
 @click.option(
     "--log", "log_path", type=click.Path(dir_okay=False), help="Append JSON lines of requests/responses."
 )
-@click.option("-v", "--verbose", is_flag=True, help="Explain the model choice and retries.")
+@click.option("-v", "--verbose", is_flag=True, help="Explain the model choice.")
 @server_options
 @json_option
 def ask_cmd(
     text: str | None,
     model: str | None,
+    provider: str | None,
     system: str | None,
     temperature: float | None,
     top_p: float | None,
@@ -153,6 +184,8 @@ def ask_cmd(
     unload_after: bool,
     images: tuple[str, ...],
     prefer: str,
+    local_only: bool | None,
+    no_fallback: bool,
     stream: bool,
     show_reasoning: bool,
     log_path: str | None,
@@ -162,12 +195,13 @@ def ask_cmd(
     as_json: bool,
 ) -> None:
     """Ask a local model. TEXT may be @FILE; with no TEXT the prompt is read from stdin."""
-    from offload.client import AsyncLMStudio
-    from offload.types import StreamEnd
+    from offload.offloader import Offloader
 
     prompt = read_prompt(text)
     if conversation and previous_response_id:
         raise click.UsageError("use either --conversation or --previous-response-id, not both")
+    if provider:
+        model = f"{provider}/{model or 'auto'}"
     printer = Printer(live=stream and not as_json, show_reasoning=show_reasoning)
     options: dict[str, Any] = {
         "model": model,
@@ -181,24 +215,34 @@ def ask_cmd(
         "store": not no_store,
         "images": tuple(image_url(p) for p in images),
         "conversation": conversation,
-        "prefer": prefer,
+        "local_only": local_only,
+        "fallbacks": not (no_fallback or provider),
         "unload_after": unload_after,
     }
+    config = current_config()
 
-    async def go() -> ChatResult:
-        lms = AsyncLMStudio(
-            base_url, api_token, log=log_path, on_retry=on_retry, on_choice=explain if verbose else None
+    async def go() -> Routed:
+        off = Offloader(
+            config,
+            base_url=base_url,
+            api_token=api_token,
+            log=log_path,
+            notify=note,
+            prefer=cast("Prefer", prefer),
+            on_choice=explain if verbose else None,
+            on_retry=on_retry,
         )
-        async with lms:
-            if not stream:
-                return await lms.chat(prompt, **options)
-            result: ChatResult | None = None
-            async for event in lms.stream_chat(prompt, **options):
+        async with off:
+            events = off.stream(prompt, **options) if stream else None
+            if events is None:
+                return await off.ask(prompt, **options)
+            async for event in events:
                 printer(event)
-                if isinstance(event, StreamEnd):
-                    result = event.result
-            assert result is not None
-            return result
+            assert events.routed is not None
+            return events.routed
 
-    result = run(go())
-    printer.finish(result, as_json, conversation)
+    routed = run(go())
+    if as_json:
+        print_json(routed_json(routed, conversation))
+    else:
+        printer.finish(routed.result)

@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from offload.cli._app import cli, json_option, note, print_json, run, server_options, stderr_is_tty, table
+from offload.cli._app import (
+    cli,
+    json_option,
+    lmstudio_address,
+    note,
+    print_json,
+    run,
+    server_options,
+    stderr_is_tty,
+    table,
+)
 
 if TYPE_CHECKING:
     from offload.client import AsyncLMStudio
@@ -18,10 +28,10 @@ T = TypeVar("T")
 
 
 def client(base_url: str | None, api_token: str | None) -> AsyncLMStudio:
-    """An ``AsyncLMStudio`` for the command's server options."""
+    """An ``AsyncLMStudio`` for the command's server options (flag > config > env > default)."""
     from offload.client import AsyncLMStudio
 
-    return AsyncLMStudio(base_url, api_token)
+    return AsyncLMStudio(*lmstudio_address(base_url, api_token))
 
 
 def human_size(n: int | None) -> str:

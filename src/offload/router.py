@@ -79,6 +79,7 @@ class CallEvent:
     task: str | None = None
     failover: bool = False
     escalated: bool = False
+    request: ChatRequest | None = None
 
     @property
     def outcome(self) -> str:

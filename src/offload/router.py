@@ -369,6 +369,7 @@ class Router:
                 task=opts.task,
                 failover=walk.failed,
                 escalated=opts.escalated,
+                request=request,
             )
         )
         return Routed(result, cand, tuple(walk.attempts))
@@ -397,6 +398,7 @@ class Router:
                 task=opts.task,
                 failover=walk.failed,
                 escalated=opts.escalated,
+                request=request,
             )
         )
         walk.failed = True

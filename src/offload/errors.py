@@ -252,8 +252,16 @@ class AllCandidatesFailed(OffloadError):
     exit_code = 10
     kind = "all_failed"
 
-    def __init__(self, attempts: Sequence[Attempt], *, remedy: str | None = None) -> None:
+    def __init__(
+        self,
+        attempts: Sequence[Attempt],
+        *,
+        remedy: str | None = None,
+        errors: Sequence[ProviderError] = (),
+    ) -> None:
         self.attempts = tuple(attempts)
+        self.errors = tuple(errors)
+        """The provider errors behind the failed attempts, in order."""
         names = {a.candidate for a in attempts}
         parts = "; ".join(
             f"{a.candidate} {a.error or a.outcome}" + (f" at {a.address}" if a.address else "")

@@ -33,6 +33,7 @@ from offload.errors import (
     Attempt,
     ContextOverflow,
     LocalOnlyRefused,
+    ModelNotFound,
     OffloadError,
     ProviderError,
     Unreachable,
@@ -42,7 +43,15 @@ from offload.providers.registry import ProviderPool
 from offload.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
 from offload.selection import Choice, Need, Prefer, choose
 from offload.tokens import DEFAULT_MAX_OUTPUT, estimate_prompt
-from offload.types import ChatRequest, ChatResult, ReasoningDelta, StreamEnd, StreamEvent, TextDelta
+from offload.types import (
+    ChatRequest,
+    ChatResult,
+    ModelInfo,
+    ReasoningDelta,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+)
 
 THREAD_APIS = ("lmstudio", "openai-responses")
 NO_COOLDOWN = ("context_overflow", "invalid_request", "response_not_found")
@@ -113,6 +122,8 @@ class CallOptions:
     local_only: bool | None = None
     fallbacks: bool = True
     escalated: bool = False
+    chain: tuple[str, ...] | None = None
+    """An explicit chain (refs or aliases) replacing model/task/fallbacks; used by escalation."""
 
 
 @dataclass
@@ -129,6 +140,7 @@ class RoutedStream:
 @dataclass
 class _Walk:
     attempts: list[Attempt] = field(default_factory=list)
+    errors: list[ProviderError] = field(default_factory=list)
     failed: bool = False
 
 
@@ -172,7 +184,12 @@ class Router:
         """The chain for a call, resolved against the config."""
         opts = options or CallOptions()
         out = []
-        for ref in self.config.chain(opts.model, opts.task, fallbacks=opts.fallbacks):
+        refs = (
+            list(dict.fromkeys(self.config.resolve(r) for r in opts.chain))
+            if opts.chain is not None
+            else self.config.chain(opts.model, opts.task, fallbacks=opts.fallbacks)
+        )
+        for ref in refs:
             provider = self.config.providers.get(ref.provider)
             if provider is None:
                 raise OffloadError(f"unknown provider {ref.provider!r} in model ref {ref}")
@@ -292,7 +309,7 @@ class Router:
                     self._say(
                         f"offload: {cand.name} failed ({exc.short()}) → trying {runnable[index + 1].name}"
                     )
-        raise AllCandidatesFailed(walk.attempts)
+        raise AllCandidatesFailed(walk.attempts, errors=walk.errors)
 
     def _events(
         self, cand: Candidate, request: ChatRequest, live: bool, has_next: bool
@@ -339,8 +356,8 @@ class Router:
         need = Need.of(request, request.max_output_tokens or DEFAULT_MAX_OUTPUT)
         try:
             choice = choose(models, need, self._prefer)
-        except OffloadError as exc:
-            raise ContextOverflow(exc.message, provider=cand.provider.id, address=provider.address) from exc
+        except ModelNotFound as exc:
+            raise _no_fit(exc, models, need, cand, provider.address) from exc
         if self._on_choice is not None:
             self._on_choice(cand, choice)
         bound = request.with_model(choice.model.key)
@@ -401,6 +418,7 @@ class Router:
                 request=request,
             )
         )
+        walk.errors.append(exc)
         walk.failed = True
 
     def _observe(self, event: CallEvent) -> None:
@@ -410,6 +428,24 @@ class Router:
     def _say(self, message: str) -> None:
         if self._notify is not None:
             self._notify(message)
+
+
+def _no_fit(
+    exc: ModelNotFound, models: list[ModelInfo], need: Need, cand: Candidate, address: str
+) -> ProviderError:
+    """Why no model of an ``auto`` provider fits: too small a context, or no suitable kind at all."""
+    kinds = [m for m in models if m.is_llm and (m.vision or not need.vision)]
+    if not kinds:
+        return ModelNotFound(exc.message, remedy=exc.remedy, provider=cand.provider.id, address=address)
+    windows = [(m.loaded_context_length if m.loaded else m.max_context_length) or 0 for m in kinds]
+    return ContextOverflow(
+        exc.message,
+        remedy=exc.remedy,
+        provider=cand.provider.id,
+        address=address,
+        prompt_tokens=need.tokens,
+        context_length=max(windows) or None,
+    )
 
 
 async def _one(make: Callable[[], Awaitable[ChatResult]]) -> AsyncIterator[StreamEvent]:

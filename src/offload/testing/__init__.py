@@ -1,0 +1,56 @@
+"""Test doubles shipped with offload: a faithful LM Studio fake server and a loopback server runner.
+
+``serve``/``start``/``RunningServer`` run any ASGI app on 127.0.0.1. ``LMStudioFake`` and its
+companions are imported lazily (on first attribute access) so that importing this package stays
+cheap and does not pull in Starlette.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from offload.testing._server import RunningServer, serve, start
+
+if TYPE_CHECKING:
+    from offload.testing._lmstudio_http import RecordedRequest
+    from offload.testing._lmstudio_models import FakeModel
+    from offload.testing._lmstudio_state import FakeConfig, FakeStats
+    from offload.testing._lmstudio_text import FakeMessage, FakeTurn, Responder, default_responder
+    from offload.testing.lmstudio_fake import LMStudioFake
+
+_LAZY = {
+    "LMStudioFake": "offload.testing.lmstudio_fake",
+    "FakeModel": "offload.testing._lmstudio_models",
+    "FakeTurn": "offload.testing._lmstudio_text",
+    "FakeMessage": "offload.testing._lmstudio_text",
+    "Responder": "offload.testing._lmstudio_text",
+    "default_responder": "offload.testing._lmstudio_text",
+    "FakeConfig": "offload.testing._lmstudio_state",
+    "FakeStats": "offload.testing._lmstudio_state",
+    "RecordedRequest": "offload.testing._lmstudio_http",
+}
+
+__all__ = [
+    "FakeConfig",
+    "FakeMessage",
+    "FakeModel",
+    "FakeStats",
+    "FakeTurn",
+    "LMStudioFake",
+    "RecordedRequest",
+    "Responder",
+    "RunningServer",
+    "default_responder",
+    "serve",
+    "start",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'offload.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

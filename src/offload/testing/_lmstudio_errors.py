@@ -20,7 +20,9 @@ CONTEXT_OVERFLOW = (
     "Try to load the model with a larger context length, or provide a shorter input"
 )
 # recorded
-NO_MODELS_LOADED = "No models loaded. Please load a model in the developer page or use the 'lms load' command."
+NO_MODELS_LOADED = (
+    "No models loaded. Please load a model in the developer page or use the 'lms load' command."
+)
 # recorded (issue #2219)
 SYSTEM_ROLE_BUG = "Only user, assistant and tool roles are supported, got system"
 # recorded
@@ -66,7 +68,11 @@ class TurnError(Exception):
 
 
 def native(
-    status: int, message: str, type_: str = "invalid_request", code: str | None = None, param: str | None = None
+    status: int,
+    message: str,
+    type_: str = "invalid_request",
+    code: str | None = None,
+    param: str | None = None,
 ) -> ApiError:
     """The native ``/api/v1`` envelope ``{"error": {message, type, code, param}}``."""
     return ApiError(status, {"error": {"message": message, "type": type_, "code": code, "param": param}})
@@ -153,7 +159,15 @@ def openai_model_not_found(name: str, examples: Iterable[str]) -> ApiError:
         f"(e.g., {', '.join(examples)})."
     )
     return ApiError(
-        400, {"error": {"message": message, "type": "invalid_request_error", "param": "model", "code": "model_not_found"}}
+        400,
+        {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": "model",
+                "code": "model_not_found",
+            }
+        },
     )
 
 
@@ -185,7 +199,9 @@ def responses_unknown_previous(response_id: str) -> ApiError:
 
 def responses_turn_error(err: TurnError) -> ApiError:
     """``/v1/responses`` generation failures: 500 ``internal_error`` (recorded for overflow)."""
-    return ApiError(500, {"error": {"message": err.message, "type": "internal_error", "param": None, "code": "unknown"}})
+    return ApiError(
+        500, {"error": {"message": err.message, "type": "internal_error", "param": None, "code": "unknown"}}
+    )
 
 
 def anthropic(status: int, message: str, type_: str = "invalid_request_error") -> ApiError:
@@ -201,11 +217,15 @@ def anthropic_turn_error(err: TurnError) -> ApiError:
 
 def auth_missing() -> ApiError:
     """Recorded body for a missing token (status 401 as third parties report)."""
-    return ApiError(401, {"error": {"type": "invalid_request", "code": "invalid_api_key", "message": AUTH_MISSING}})
+    return ApiError(
+        401, {"error": {"type": "invalid_request", "code": "invalid_api_key", "message": AUTH_MISSING}}
+    )
 
 
 def auth_invalid() -> ApiError:
-    return ApiError(401, {"error": {"type": "invalid_request", "code": "invalid_api_key", "message": AUTH_INVALID}})
+    return ApiError(
+        401, {"error": {"type": "invalid_request", "code": "invalid_api_key", "message": AUTH_INVALID}}
+    )
 
 
 def unknown_endpoint(method: str, path: str) -> ApiError:
@@ -227,8 +247,8 @@ def injected_status(status: int) -> ApiError:
 
 def load_failed_message(key: str) -> str:
     return (
-        f'Failed to load model "{key}". Error: Model loading was stopped due to insufficient system resources. '
-        "Continuing to load the model will likely overload your system and cause it to freeze."
+        f'Failed to load model "{key}". Error: Model loading was stopped due to insufficient system '
+        "resources. Continuing to load the model will likely overload your system and cause it to freeze."
     )
 
 

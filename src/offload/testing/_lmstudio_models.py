@@ -65,6 +65,13 @@ class FakeModel:
     def supports_reasoning(self) -> bool:
         return bool(self.reasoning_options)
 
+    @property
+    def default_reasoning(self) -> str | None:
+        """``capabilities.reasoning.default`` (None for models without reasoning)."""
+        if not self.reasoning_options:
+            return None
+        return self.reasoning_default or self.reasoning_options[0]
+
     def describe(self, instances: list[Instance]) -> dict[str, Any]:
         """This model as an entry of ``GET /api/v1/models`` (only the keys that apply)."""
         entry: dict[str, Any] = {
@@ -92,8 +99,10 @@ class FakeModel:
     def _capabilities(self) -> dict[str, Any]:
         caps: dict[str, Any] = {"vision": self.vision, "trained_for_tool_use": self.trained_for_tool_use}
         if self.reasoning_options:
-            default = self.reasoning_default or self.reasoning_options[0]
-            caps["reasoning"] = {"allowed_options": list(self.reasoning_options), "default": default}
+            caps["reasoning"] = {
+                "allowed_options": list(self.reasoning_options),
+                "default": self.default_reasoning,
+            }
         return caps
 
     def names(self) -> tuple[str, ...]:
@@ -118,9 +127,17 @@ def _mlx_llm(
     )
 
 
-def default_models() -> list[FakeModel]:
-    """The five models of the recorded ``GET /api/v1/models`` (LM Studio 0.4.25+1)."""
-    gemma4 = {"vision": True, "trained_for_tool_use": True, "reasoning_options": ("off", "on")}
+def default_models(parallel: int = 4) -> list[FakeModel]:
+    """The five models of the recorded ``GET /api/v1/models`` (LM Studio 0.4.25+1).
+
+    ``google/gemma-3-1b`` is loaded (context 8192, ``parallel`` slots) and so is the nomic embedding.
+    """
+    gemma4 = {
+        "vision": True,
+        "trained_for_tool_use": True,
+        "reasoning_options": ("off", "on"),
+        "reasoning_default": "on",
+    }
     return [
         _mlx_llm("google/gemma-4-e4b", "Gemma 4 E4B", "gemma4", 6861915950, "4B", 131072, **gemma4),
         _mlx_llm(
@@ -150,7 +167,7 @@ def default_models() -> list[FakeModel]:
             32768,
             loaded=True,
             context_length=8192,
-            parallel=4,
+            parallel=parallel,
         ),
         FakeModel(
             key="text-embedding-nomic-embed-text-v1.5",

@@ -74,6 +74,7 @@ class Offloader:
         on_retry: OnRetry | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         state_dir: Path | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.config = config or load_config(config_path)
         options = PoolOptions(
@@ -82,6 +83,7 @@ class Offloader:
             models_dir=self.config.models_dir,
             overrides={"lmstudio": base_url} if base_url else {},
             tokens={"lmstudio": api_token} if api_token else {},
+            timeout=timeout,
         )
         self.router = Router(
             self.config,

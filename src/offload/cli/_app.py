@@ -95,7 +95,13 @@ def lmstudio_address(base_url: str | None, api_token: str | None) -> tuple[str, 
 
 
 def server_options(fn: F) -> F:
-    """Add ``--base-url`` and ``--api-token`` (LM Studio address and token) to a command."""
+    """Add ``--base-url``, ``--api-token`` (LM Studio address and token) and ``--timeout``."""
+    fn = click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.1),
+        metavar="SECONDS",
+        help="Read timeout per request (default 600: first calls may load a model).",
+    )(fn)
     fn = click.option(
         "--api-token",
         metavar="TOKEN",

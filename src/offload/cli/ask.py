@@ -192,6 +192,7 @@ def ask_cmd(
     verbose: bool,
     base_url: str | None,
     api_token: str | None,
+    timeout: float | None,
     as_json: bool,
 ) -> None:
     """Ask a local model. TEXT may be @FILE; with no TEXT the prompt is read from stdin."""
@@ -226,6 +227,7 @@ def ask_cmd(
             config,
             base_url=base_url,
             api_token=api_token,
+            timeout=timeout,
             log=log_path,
             notify=note,
             prefer=cast("Prefer", prefer),

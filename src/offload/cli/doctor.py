@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from offload.cli._app import cli, json_option, print_json, run, server_options
+from offload.cli._app import cli, json_option, lmstudio_address, print_json, run, server_options
 
 if TYPE_CHECKING:
     from offload.client import AsyncLMStudio
@@ -99,15 +99,15 @@ async def round_trip(lms: AsyncLMStudio) -> Check:
 @cli.command("doctor")
 @server_options
 @json_option
-def doctor_cmd(base_url: str | None, api_token: str | None, as_json: bool) -> None:
+def doctor_cmd(base_url: str | None, api_token: str | None, timeout: float | None, as_json: bool) -> None:
     """Check the setup step by step and say how to fix what fails."""
     from offload.client import AsyncLMStudio
     from offload.retry import NO_RETRY
-    from offload.settings import lmstudio_token
 
     async def go() -> list[Check]:
-        async with AsyncLMStudio(base_url, api_token, retry=NO_RETRY) as lms:
-            return await lmstudio_checks(lms, lmstudio_token(api_token) is not None)
+        url, token = lmstudio_address(base_url, api_token)
+        async with AsyncLMStudio(url, token, retry=NO_RETRY, timeout=timeout) as lms:
+            return await lmstudio_checks(lms, token is not None)
 
     checks = run(go())
     if as_json:

@@ -27,11 +27,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def client(base_url: str | None, api_token: str | None) -> AsyncLMStudio:
+def client(base_url: str | None, api_token: str | None, timeout: float | None = None) -> AsyncLMStudio:
     """An ``AsyncLMStudio`` for the command's server options (flag > config > env > default)."""
     from offload.client import AsyncLMStudio
 
-    return AsyncLMStudio(*lmstudio_address(base_url, api_token))
+    return AsyncLMStudio(*lmstudio_address(base_url, api_token), timeout=timeout)
 
 
 def human_size(n: int | None) -> str:
@@ -89,11 +89,11 @@ def models_table(models: list[ModelInfo]) -> str:
 @cli.command("models")
 @server_options
 @json_option
-def models_cmd(base_url: str | None, api_token: str | None, as_json: bool) -> None:
+def models_cmd(base_url: str | None, api_token: str | None, timeout: float | None, as_json: bool) -> None:
     """Check the server and list downloaded models and their loaded instances."""
 
     async def go() -> list[ModelInfo]:
-        async with client(base_url, api_token) as lms:
+        async with client(base_url, api_token, timeout) as lms:
             return await lms.models()
 
     models = run(go())
@@ -143,12 +143,13 @@ def load_cmd(
     new_instance: bool,
     base_url: str | None,
     api_token: str | None,
+    timeout: float | None,
     as_json: bool,
 ) -> None:
     """Load a model and wait until it is ready; prints the instance id and load time."""
 
     async def go() -> Any:
-        async with client(base_url, api_token) as lms:
+        async with client(base_url, api_token, timeout) as lms:
             work = lms.load(
                 key,
                 context_length=context_length,
@@ -187,6 +188,7 @@ def unload_cmd(
     unload_all: bool,
     base_url: str | None,
     api_token: str | None,
+    timeout: float | None,
     as_json: bool,
 ) -> None:
     """Unload every instance of KEY (or one --instance, or --all), then verify none remains."""
@@ -194,7 +196,7 @@ def unload_cmd(
         raise click.UsageError("name exactly one of: KEY, --instance ID, --all")
 
     async def go() -> list[str]:
-        async with client(base_url, api_token) as lms:
+        async with client(base_url, api_token, timeout) as lms:
             return await lms.unload(key, instance_id=instance_id, all=unload_all)
 
     done = run(go())

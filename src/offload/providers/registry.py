@@ -30,6 +30,8 @@ class PoolOptions:
     """Base URL overrides per provider id (``--base-url`` applies to ``lmstudio``)."""
     tokens: Mapping[str, str] = field(default_factory=dict)
     """API key overrides per provider id (``--api-token`` applies to ``lmstudio``)."""
+    timeout: float | None = None
+    """Read timeout for every HTTP provider (``--timeout``), over the config's ``timeoutSeconds``."""
 
 
 def build_provider(cfg: ProviderConfig, options: PoolOptions | None = None) -> Provider:
@@ -38,7 +40,8 @@ def build_provider(cfg: ProviderConfig, options: PoolOptions | None = None) -> P
     if cfg.id in opts.overrides:
         cfg = replace(cfg, base_url=opts.overrides[cfg.id])
     key = opts.tokens.get(cfg.id) or cfg.api_key
-    timeout = default_timeout(cfg.timeout_seconds) if cfg.timeout_seconds else None
+    seconds = opts.timeout or cfg.timeout_seconds
+    timeout = default_timeout(seconds) if seconds else None
     if cfg.api == "lmstudio":
         from offload.providers.lmstudio import LMStudioProvider
         from offload.settings import lmstudio_url

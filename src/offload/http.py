@@ -88,11 +88,23 @@ def transport_errors(*, provider: str, address: str, model: str | None = None) -
 
 def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
-    if "refused" in text.lower():
+    if "refused" in text.lower() or _caused_by(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, httpx.RemoteProtocolError):
         return "connection closed mid-response"
     return text.splitlines()[0][:120]
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """True when ``kind`` appears in the cause/context chain of ``exc``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -326,6 +326,7 @@ class Router:
                 sleep=self._sleep,
                 clock=self._clock,
                 should_retry=veto,
+                on_retry=self._on_retry,
             )
         return _one(
             lambda: call_with_retry(
@@ -334,6 +335,7 @@ class Router:
                 sleep=self._sleep,
                 clock=self._clock,
                 should_retry=veto,
+                on_retry=self._on_retry,
             )
         )
 

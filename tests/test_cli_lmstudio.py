@@ -78,7 +78,7 @@ def test_load_reuses_instances_unless_asked_and_unload_verifies(
     second = offload("load", "qwen/qwen3-4b-2507", "--new-instance", "--json", env=env)
     assert second.json()["instance_id"] == "qwen/qwen3-4b-2507:2"
     assert lms.loaded_instances().count("qwen/qwen3-4b-2507:2") == 1
-    load_body = [r.body for r in lms.requests if r.path == "/api/v1/models/load"][0]
+    load_body = next(r.body for r in lms.requests if r.path == "/api/v1/models/load")
     assert load_body == {"model": "qwen/qwen3-4b-2507", "context_length": 8192}
     gone = offload("unload", "qwen/qwen3-4b-2507", env=env)
     assert gone.code == 0 and gone.out == "unloaded qwen/qwen3-4b-2507, qwen/qwen3-4b-2507:2\n"
@@ -213,7 +213,7 @@ def test_concurrent_turns_on_one_conversation_form_one_chain(
     previous = [b.get("previous_response_id") for b in bodies]
     assert previous.count(None) == 1  # one first turn
     assert len(set(previous)) == 6  # no two turns continued from the same response: no fork
-    assert set(p for p in previous if p) <= set(ids)
+    assert {p for p in previous if p} <= set(ids)
     state = json.loads((offload_home / "data" / "conversations" / "shared.json").read_text())
     assert state["turns"] == 6 and state["response_id"] in ids
 

@@ -180,11 +180,24 @@ class Outcome:
     """What one generation did, with clock readings (``time.perf_counter``)."""
 
     prompt_tokens: int
-    output_tokens: int = 0
+    samples: int = 0
     finish_reason: str = "stop"
     started: float = 0.0
     first_token: float | None = None
     last_token: float | None = None
+
+    @property
+    def output_tokens(self) -> int:
+        """Tokens in the answer: llama.cpp samples one more than it returns (end-of-turn or cap)."""
+        return max(self.samples - 1, 0)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Sampling speed after the first token (prompt processing excluded)."""
+        if self.first_token is None or self.last_token is None or self.samples < 2:
+            return None
+        span = self.last_token - self.first_token
+        return (self.samples - 1) / span if span > 0 else None
 
 
 def render(model: LoadedModel, messages: list[dict[str, str]]) -> Rendered:
@@ -219,7 +232,7 @@ class _TokenClock:
         if self.outcome.first_token is None:
             self.outcome.first_token = now
         self.outcome.last_token = now
-        self.outcome.output_tokens += 1
+        self.outcome.samples += 1
         return self.cancel.is_set()
 
 

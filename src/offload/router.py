@@ -54,6 +54,7 @@ from offload.types import (
 )
 
 THREAD_APIS = ("lmstudio", "openai-responses")
+REFUSED = "local-only: hosted"
 NO_COOLDOWN = ("context_overflow", "invalid_request", "response_not_found")
 
 
@@ -210,21 +211,24 @@ class Router:
         needed = prompt + (request.max_output_tokens or 0)
         runnable: list[Candidate] = []
         skipped: list[Attempt] = []
+        windows: list[int] = []  # of candidates skipped only because the request is too big
         for cand in self.candidates(options):
             reason = self._skip_reason(cand, request, local_only, needed)
-            if reason:
-                skipped.append(Attempt(cand.name, "skipped", 0.0, error=reason))
-            else:
+            if reason is None:
                 runnable.append(cand)
+                continue
+            skipped.append(Attempt(cand.name, "skipped", 0.0, error=reason))
+            if reason.startswith("context window") and cand.model and cand.model.context_window:
+                windows.append(cand.model.context_window)
         if not runnable:
-            raise self._nothing_to_run(skipped, needed)
+            raise self._nothing_to_run(skipped, needed, windows)
         return runnable, skipped
 
     def _skip_reason(
         self, cand: Candidate, request: ChatRequest, local_only: bool, needed: int
     ) -> str | None:
         if local_only and not cand.local:
-            return "local-only: hosted"
+            return REFUSED
         if not cand.provider.supported:
             return f"unsupported api {cand.provider.api!r}"
         if request.previous_response_id and cand.provider.api not in THREAD_APIS:
@@ -234,20 +238,24 @@ class Router:
             return f"context window {window} < ~{needed} tokens needed"
         return None
 
-    def _nothing_to_run(self, skipped: list[Attempt], needed: int) -> OffloadError:
-        refused = [a.candidate for a in skipped if a.error == "local-only: hosted"]
+    def _nothing_to_run(self, skipped: list[Attempt], needed: int, windows: list[int]) -> OffloadError:
+        refused = [a.candidate for a in skipped if a.error == REFUSED]
+        allowed = [a for a in skipped if a.error != REFUSED]
+        if allowed and all((a.error or "").startswith("context window") for a in allowed):
+            hosted = f"; local-only refused {', '.join(refused)}" if refused else ""
+            return ContextOverflow(
+                f"the request (~{needed} tokens) fits no candidate: "
+                + "; ".join(f"{a.candidate} {a.error}" for a in allowed)
+                + hosted,
+                prompt_tokens=needed,
+                context_length=max(windows, default=0) or None,
+                remedy="shorten the input, lower --max-output-tokens, or add a larger-context model",
+            )
         if refused:
-            others = [f"{a.candidate} ({a.error})" for a in skipped if a.candidate not in refused]
+            others = [f"{a.candidate} ({a.error})" for a in allowed]
             extra = f"; also skipped: {', '.join(others)}" if others else ""
             return LocalOnlyRefused(
                 refused, remedy=f"add a local model to the chain, or drop local-only{extra}"
-            )
-        sizes = [f"{a.candidate} {a.error}" for a in skipped if (a.error or "").startswith("context window")]
-        if len(sizes) == len(skipped):
-            return ContextOverflow(
-                f"the request (~{needed} tokens) fits no candidate: " + "; ".join(sizes),
-                prompt_tokens=needed,
-                remedy="shorten the input, lower --max-output-tokens, or add a larger-context model",
             )
         return AllCandidatesFailed(
             skipped, remedy="fix the model chain in your config (offload config check)"

@@ -128,11 +128,14 @@ def echo(answer: str, *sources: str) -> str | None:
 
 
 def similar(a: str, b: str, threshold: float = 0.7) -> bool:
-    """True when two short texts share most of their words (Jaccard similarity)."""
+    """True when two short texts say nearly the same: most words shared (Jaccard), or one's
+    words all contained in the other's ("plant trees" / "plant more trees")."""
     wa, wb = set(_normal(a).split()), set(_normal(b).split())
     if not wa or not wb:
         return wa == wb
-    return len(wa & wb) / len(wa | wb) >= threshold
+    shared = len(wa & wb)
+    contained = min(len(wa), len(wb)) >= 2 and shared == min(len(wa), len(wb))
+    return contained or shared / len(wa | wb) >= threshold
 
 
 def distinct(items: Sequence[str], threshold: float = 0.7) -> list[str]:

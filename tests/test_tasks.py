@@ -296,5 +296,5 @@ async def test_user_template_task(offload_home: Path) -> None:
     with pytest.raises(InputError, match="no task template 'nope'"):
         await tasks.run_template("nope", "x", offloader=off)
     (folder / "broken.json5").write_text('{template: "no text var", output: "json"}')
-    with pytest.raises(Exception, match="must contain {text}"):
+    with pytest.raises(Exception, match=r"must contain \{text\}"):
         await tasks.run_template("broken", "x", offloader=off)

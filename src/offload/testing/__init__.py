@@ -1,7 +1,7 @@
-"""Test doubles shipped with offload: a faithful LM Studio fake server and a loopback server runner.
+"""Test doubles shipped with offload: faithful fakes of LM Studio, the OpenAI API and the Anthropic
+API served over real loopback HTTP, an in-process scripted provider, and a loopback server runner.
 
-``serve``/``start``/``RunningServer`` run any ASGI app on 127.0.0.1. ``LMStudioFake`` and its
-companions are imported lazily (on first attribute access) so that importing this package stays
+``serve``/``start``/``RunningServer`` run any ASGI app on 127.0.0.1. The fakes are imported lazily (on first attribute access) so that importing this package stays
 cheap and does not pull in Starlette.
 """
 
@@ -17,9 +17,15 @@ if TYPE_CHECKING:
     from offload.testing._lmstudio_models import FakeModel
     from offload.testing._lmstudio_state import FakeConfig, FakeStats
     from offload.testing._lmstudio_text import FakeMessage, FakeTurn, Responder, default_responder
+    from offload.testing.anthropic_fake import AnthropicFake
     from offload.testing.lmstudio_fake import LMStudioFake
+    from offload.testing.openai_fake import OpenAIFake
+    from offload.testing.scripted import ScriptedProvider
 
 _LAZY = {
+    "AnthropicFake": "offload.testing.anthropic_fake",
+    "OpenAIFake": "offload.testing.openai_fake",
+    "ScriptedProvider": "offload.testing.scripted",
     "LMStudioFake": "offload.testing.lmstudio_fake",
     "FakeModel": "offload.testing._lmstudio_models",
     "FakeTurn": "offload.testing._lmstudio_text",
@@ -32,15 +38,18 @@ _LAZY = {
 }
 
 __all__ = [
+    "AnthropicFake",
     "FakeConfig",
     "FakeMessage",
     "FakeModel",
     "FakeStats",
     "FakeTurn",
     "LMStudioFake",
+    "OpenAIFake",
     "RecordedRequest",
     "Responder",
     "RunningServer",
+    "ScriptedProvider",
     "default_responder",
     "serve",
     "start",

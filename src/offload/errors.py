@@ -264,7 +264,8 @@ class AllCandidatesFailed(OffloadError):
         """The provider errors behind the failed attempts, in order."""
         names = {a.candidate for a in attempts}
         parts = "; ".join(
-            f"{a.candidate} {a.error or a.outcome}" + (f" at {a.address}" if a.address else "")
+            f"{a.candidate} {a.error or a.outcome}"
+            + (f" at {a.address}" if a.address and a.address not in (a.error or "") else "")
             for a in attempts
         )
         super().__init__(f"all {len(names)} candidates failed: {parts}", remedy=remedy)

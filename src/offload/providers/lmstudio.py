@@ -1,31 +1,27 @@
-"""The LM Studio provider: native REST v1 over httpx (list, load, unload, chat, streamed chat).
+"""The LM Studio provider: native REST v1 (list, load, unload, chat, streamed chat) over httpx.
 
-Errors are read with ``offload.protocols.errors`` and enriched with what the server knows:
-a missing model names the closest downloaded keys, a context overflow names the prompt size
-and the loaded context. The provider never retries; callers wrap it in a ``RetryPolicy``.
+Requests the native chat cannot carry — a JSON schema (``response_format``) or a history
+with assistant turns (re-asks) — go to the same server's OpenAI-compatible
+``/v1/chat/completions`` instead. Errors are read with ``offload.protocols.errors`` and
+enriched with what the server knows: a missing model names the closest downloaded keys, a
+context overflow names the prompt size and the loaded context. The provider never retries;
+callers wrap it in a ``RetryPolicy``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import replace
 from typing import Any
 
 import httpx
 
 from offload.errors import BadResponse, ContextOverflow, ModelNotFound, ProviderError, closest
-from offload.http import (
-    RequestLog,
-    is_local_url,
-    iter_sse,
-    json_body,
-    make_client,
-    retry_after_seconds,
-    transport_errors,
-)
+from offload.http import RequestLog, is_local_url
 from offload.protocols import lmstudio as wire
-from offload.protocols.errors import ErrorContext, classify, error_in_ok_body
+from offload.protocols.errors import ErrorContext, classify
+from offload.providers._hosted import FULL_BODY, HostedHttp, with_timings
 from offload.settings import DEFAULT_LMSTUDIO_URL
 from offload.tokens import estimate_prompt
 from offload.types import ChatRequest, ChatResult, LoadResult, ModelInfo, StreamEnd, StreamEvent, TextDelta
@@ -38,6 +34,23 @@ UNREACHABLE_REMEDY = (
     "start LM Studio and its server (Developer tab, or `lms server start`), "
     "or point offload at it with --base-url / LM_STUDIO_API_URL"
 )
+
+
+def classify_native(
+    status: int, body: Any, ctx: ErrorContext, *, retry_after: float | None = None
+) -> ProviderError:
+    """LM Studio's error mapping, with the 200 "Unexpected endpoint" quirk made explicit."""
+    exc = classify(status, body, ctx, retry_after=retry_after)
+    if status < 400 and "unexpected endpoint" in exc.message.lower():
+        return BadResponse(
+            f"{ctx.address} answered 200 with an error: {exc.message.split(': ', 1)[-1]}",
+            remedy="offload needs LM Studio 0.4 or newer (native REST v1); check that --base-url "
+            "points at LM Studio itself, without a /v1 suffix",
+            provider=ctx.provider,
+            address=ctx.address,
+            status=status,
+        )
+    return exc
 
 
 class LMStudioProvider:
@@ -58,51 +71,36 @@ class LMStudioProvider:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.local = is_local_url(self.base_url) if local is None else local
+        self._token = api_token
+        self._options: dict[str, Any] = {"timeout": timeout, "transport": transport, "log": log}
         all_headers = dict(headers or {})
         if api_token:
             all_headers["Authorization"] = f"Bearer {api_token}"
-        self._client = make_client(
-            self.base_url, headers=all_headers, timeout=timeout, transport=transport, log=log
+        self._headers = all_headers
+        self._http = HostedHttp(
+            name=name,
+            base_url=self.base_url,
+            classify=classify_native,
+            auth_remedy=AUTH_REMEDY,
+            headers=all_headers,
+            **self._options,
         )
+        self._compat: Any = None
 
     @property
     def address(self) -> str:
         """The server's base URL."""
         return self.base_url
 
-    def _ctx(self, model: str | None = None) -> ErrorContext:
-        return ErrorContext(self.name, self.base_url, model, auth_remedy=AUTH_REMEDY)
-
-    def _transport_errors(self, model: str | None = None) -> Any:
-        return transport_errors(provider=self.name, address=self.base_url, model=model)
-
     async def _call(
         self, method: str, path: str, *, expect: str, body: Any = None, model: str | None = None
     ) -> Any:
         try:
-            with self._transport_errors(model):
-                response = await self._client.request(method, path, json=body)
+            return await self._http.call(method, path, expect=expect, body=body, model=model)
         except ProviderError as exc:
             if exc.kind == "unreachable" and exc.remedy is None:
                 exc.remedy = UNREACHABLE_REMEDY
             raise
-        data = json_body(response)
-        if response.status_code >= 400 or error_in_ok_body(data, expect):
-            raise self._error(response.status_code, data, response.headers, model)
-        return data
-
-    def _error(self, status: int, data: Any, headers: Mapping[str, str], model: str | None) -> ProviderError:
-        exc = classify(status, data, self._ctx(model), retry_after=retry_after_seconds(headers))
-        if status < 400 and "unexpected endpoint" in exc.message.lower():
-            return BadResponse(
-                f"{self.base_url} answered 200 with an error: {exc.message.split(': ', 1)[-1]}",
-                remedy="offload needs LM Studio 0.4 or newer (native REST v1); check that --base-url "
-                "points at LM Studio itself, without a /v1 suffix",
-                provider=self.name,
-                address=self.base_url,
-                status=status,
-            )
-        return exc
 
     # --- model management --------------------------------------------------------------------
 
@@ -152,54 +150,96 @@ class LMStudioProvider:
         send_system = request.previous_response_id is None
         return wire.chat_body(request, model=request.model, stream=stream, send_system=send_system)
 
+    def compat(self) -> Any:
+        """The OpenAI-compatible view of the same server (``/v1``), built on first use."""
+        if self._compat is None:
+            from offload.providers.openai_compat import OpenAIProvider
+
+            self._compat = OpenAIProvider(
+                self.base_url + "/v1",
+                api_key=self._token,
+                name=self.name,
+                local=self.local,
+                headers={k: v for k, v in self._headers.items() if k != "Authorization"},
+                **self._options,
+            )
+        return self._compat
+
     async def chat(self, request: ChatRequest) -> ChatResult:
-        """One chat on ``/api/v1/chat``."""
-        body = self._chat_body(request, stream=False)
-        started = time.perf_counter()
+        """One chat on ``/api/v1/chat`` (or ``/v1/chat/completions`` when native cannot carry it)."""
         try:
-            data = await self._call("POST", wire.CHAT, expect="output", body=body, model=request.model)
+            if wire.supports(request) is not None:
+                return await self._checked(request, await self.compat().chat(request))
+            started = time.perf_counter()
+            data = await self._call(
+                "POST",
+                wire.CHAT,
+                expect="output",
+                body=self._chat_body(request, stream=False),
+                model=request.model,
+            )
         except ProviderError as exc:
             raise await self._enrich(exc, request) from None
-        result = wire.parse_chat(data, provider=self.name, model=request.model or "")
-        return replace(result, timings=replace(result.timings, total_seconds=time.perf_counter() - started))
+        return with_timings(wire.parse_chat(data, provider=self.name, model=request.model or ""), started)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """One streamed chat; yields deltas and progress, then ``StreamEnd``."""
-        body = self._chat_body(request, stream=True)
-        started = time.perf_counter()
-        first: float | None = None
         try:
-            with self._transport_errors(request.model):
-                async with self._client.stream("POST", wire.CHAT, json=body) as response:
-                    if response.status_code >= 400 or "event-stream" not in response.headers.get(
-                        "content-type", ""
-                    ):
-                        await response.aread()
-                        data = json_body(response)
-                        if response.status_code >= 400 or error_in_ok_body(data, "output"):
-                            raise self._error(response.status_code, data, response.headers, request.model)
-                        yield StreamEnd(wire.parse_chat(data, provider=self.name, model=request.model or ""))
-                        return
-                    async for sse in iter_sse(response):
-                        event = wire.parse_event(
-                            sse.event, sse.data, self._ctx(request.model), model=request.model or ""
-                        )
-                        if event is None:
-                            continue
-                        if first is None and isinstance(event, TextDelta):
-                            first = time.perf_counter() - started
-                        if isinstance(event, StreamEnd):
-                            event = StreamEnd(_finish_timings(event.result, started, first))
-                        yield event
+            if wire.supports(request) is not None:
+                async for event in self.compat().stream_chat(request):
+                    if isinstance(event, StreamEnd):
+                        event = StreamEnd(await self._checked(request, event.result))
+                    yield event
+                return
+            async for event in self._native_stream(request):
+                yield event
         except ProviderError as exc:
             raise await self._enrich(exc, request) from None
+
+    async def _native_stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        started = time.perf_counter()
+        first: float | None = None
+        model = request.model or ""
+        events = self._http.stream(
+            wire.CHAT, self._chat_body(request, stream=True), expect="output", model=model
+        )
+        async for sse in events:
+            if sse.event == FULL_BODY:
+                yield StreamEnd(
+                    with_timings(wire.parse_chat(sse.data, provider=self.name, model=model), started)
+                )
+                return
+            event = wire.parse_event(sse.event, sse.data, self._http.ctx(model), model=model)
+            if event is None:
+                continue
+            if first is None and isinstance(event, TextDelta):
+                first = time.perf_counter() - started
+            if isinstance(event, StreamEnd):
+                event = StreamEnd(with_timings(event.result, started, first))
+            yield event
+
+    async def _checked(self, request: ChatRequest, result: ChatResult) -> ChatResult:
+        """Guard against the OpenAI routes' quirk: one loaded model answers any model name."""
+        answered, asked = result.model, request.model or ""
+        if not answered or answered.lower() == asked.lower() or answered.startswith(asked + ":"):
+            return result
+        with contextlib.suppress(ProviderError):
+            for m in await self.models():
+                if m.key.lower() == asked.lower() and any(i.id == answered for i in m.loaded_instances):
+                    return result
+        raise await self._with_suggestions(
+            ModelNotFound(f"{answered} answered a request for {asked}", provider=self.name, model=asked),
+            asked,
+        )
 
     # --- error enrichment -----------------------------------------------------------------------
 
     async def _enrich(self, exc: ProviderError, request: ChatRequest) -> ProviderError:
-        if isinstance(exc, ModelNotFound) and request.model:
+        if exc.kind == "unreachable" and exc.remedy is None:
+            exc.remedy = UNREACHABLE_REMEDY
+        if isinstance(exc, ModelNotFound) and request.model and exc.remedy is None:
             return await self._with_suggestions(exc, request.model)
-        if isinstance(exc, ContextOverflow):
+        if isinstance(exc, ContextOverflow) and exc.remedy is None:
             return await self._overflow(exc, request)
         return exc
 
@@ -250,14 +290,7 @@ class LMStudioProvider:
         )
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._client.aclose()
-
-
-def _finish_timings(result: ChatResult, started: float, first: float | None) -> ChatResult:
-    timings = replace(
-        result.timings,
-        total_seconds=time.perf_counter() - started,
-        time_to_first_token=result.timings.time_to_first_token or first,
-    )
-    return replace(result, timings=timings)
+        """Close the connection pools."""
+        await self._http.aclose()
+        if self._compat is not None:
+            await self._compat.aclose()

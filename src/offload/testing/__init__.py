@@ -1,8 +1,9 @@
 """Test doubles shipped with offload: faithful fakes of LM Studio, the OpenAI API and the Anthropic
 API served over real loopback HTTP, an in-process scripted provider, and a loopback server runner.
 
-``serve``/``start``/``RunningServer`` run any ASGI app on 127.0.0.1. The fakes are imported lazily (on first attribute access) so that importing this package stays
-cheap and does not pull in Starlette.
+``serve``/``start``/``RunningServer`` run any ASGI app on 127.0.0.1. The fakes are imported
+lazily (on first attribute access) so that importing this package stays cheap and does not
+pull in Starlette.
 """
 
 from __future__ import annotations

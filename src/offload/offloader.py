@@ -24,6 +24,7 @@ import httpx
 from offload.config import Config, load_config
 from offload.conversations import ConversationStore, ConversationTurn
 from offload.http import RequestLog
+from offload.ledger import Ledger
 from offload.providers.base import ModelManager
 from offload.providers.registry import PoolOptions, ProviderPool
 from offload.retry import OnRetry, RetryPolicy
@@ -75,8 +76,14 @@ class Offloader:
         transport: httpx.AsyncBaseTransport | None = None,
         state_dir: Path | None = None,
         timeout: float | None = None,
+        ledger: bool | Ledger = True,
     ) -> None:
         self.config = config or load_config(config_path)
+        self.ledger: Ledger | None = (
+            ledger if isinstance(ledger, Ledger) else Ledger(config=self.config) if ledger else None
+        )
+        self._own_ledger = ledger is True
+        watchers = [*observers, self.ledger.record] if self.ledger is not None else list(observers)
         options = PoolOptions(
             transport=transport,
             log=RequestLog(log) if log else None,
@@ -90,7 +97,7 @@ class Offloader:
             pool=ProviderPool(self.config.providers, options),
             retry=retry,
             notify=notify,
-            observers=observers,
+            observers=watchers,
             prefer=prefer,
             on_choice=on_choice,
             on_retry=on_retry,
@@ -104,8 +111,10 @@ class Offloader:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every provider."""
+        """Close every provider and flush the usage ledger."""
         await self.router.aclose()
+        if self.ledger is not None and self._own_ledger:
+            self.ledger.close()
 
     async def ask(self, prompt: str | ChatRequest, **options: Any) -> Routed:
         """Answer one prompt; keyword options are the fields of ``AskOptions``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from offload.cli import ask, config_cmd, doctor, models, tasks  # noqa: F401  (registers commands)
+from offload.cli import ask, config_cmd, doctor, models, stats, tasks  # noqa: F401  (registers commands)
 from offload.cli._app import cli
 
 

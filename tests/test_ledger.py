@@ -85,6 +85,16 @@ def config(**offload: Any) -> Config:
     return parse_config(raw, env={})
 
 
+def config_without_baseline() -> Config:
+    """The test config minus the provider that prices the default baseline (so none applies)."""
+    raw = json.loads(json.dumps(CONFIG))
+    del raw["models"]["providers"]["anthropic"]
+    raw.pop("offload", None)
+    cfg = parse_config(raw, env={})
+    assert cfg.savings_baseline is None
+    return cfg
+
+
 def candidate(cfg: Config, ref: str) -> Candidate:
     resolved = cfg.resolve(ref)
     provider = cfg.providers[resolved.provider]
@@ -310,8 +320,14 @@ def test_a_hosted_model_without_a_price_is_flagged_unpriced(tmp_path: Path) -> N
         assert reader.summary().totals.unpriced_calls == 1
 
 
+def test_default_baseline_prices_local_calls_when_none_is_configured(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "u.db", config(localOnly=False))
+    assert ledger.baseline is not None and ledger.baseline.ref == "anthropic/claude-sonnet-4-5"
+    ledger.close()
+
+
 def test_without_a_baseline_local_calls_avoid_nothing_and_the_report_says_so(tmp_path: Path) -> None:
-    cfg = config(localOnly=False)
+    cfg = config_without_baseline()
     path = tmp_path / "u.db"
     ledger = Ledger(path, cfg)
     assert ledger.baseline is None and ledger.baseline_problem == "no savings baseline configured"

@@ -18,7 +18,7 @@ import offload.cli.stats  # noqa: F401  (registers the commands)
 from offload.cli import cli
 from offload.ledger import Ledger, default_path
 from offload.report_html import render_html
-from tests.test_ledger import config, fill_known, ok
+from tests.test_ledger import config, config_without_baseline, fill_known, ok
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -122,7 +122,7 @@ def test_stats_on_an_empty_ledger_says_so() -> None:
 
 
 def test_stats_explains_how_to_set_a_baseline_when_none_priced_local_calls() -> None:
-    cfg = config(localOnly=False)
+    cfg = config_without_baseline()
     with Ledger(default_path(), cfg) as ledger:
         ledger.record(ok(cfg, "local/small", 1000, 100))
     out = invoke("stats").output

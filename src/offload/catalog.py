@@ -84,6 +84,8 @@ BUILTIN_PROVIDERS: dict[str, dict[str, Any]] = {
     },
 }
 
+DEFAULT_BASELINE = "anthropic/claude-sonnet-4-5"
+"""What local calls are priced against when the config names no ``offload.savings.baseline``."""
 DEFAULT_PRIMARY = "lmstudio/auto"
 DEFAULT_FALLBACKS = ("embedded/auto",)
 AUTO = "auto"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offload.catalog import AUTO, BUILTIN_PROVIDERS, DEFAULT_FALLBACKS, DEFAULT_PRIMARY
+from offload.catalog import AUTO, BUILTIN_PROVIDERS, DEFAULT_BASELINE, DEFAULT_FALLBACKS, DEFAULT_PRIMARY
 from offload.config_schema import (
     Chain,
     Cost,
@@ -250,7 +250,7 @@ def parse_config(
         local_only=settings.local_only,
         embedded=settings.embedded,
         models_dir=settings.models_dir,
-        savings_baseline=settings.savings_baseline,
+        savings_baseline=settings.savings_baseline or (DEFAULT_BASELINE if _priced(providers) else None),
         store_text=settings.store_text,
         tasks=settings.tasks,
         mode=mode,
@@ -266,6 +266,14 @@ def _builtins(env: Mapping[str, str]) -> dict[str, Any]:
     builtins = copy.deepcopy(BUILTIN_PROVIDERS)
     builtins["lmstudio"]["baseUrl"] = lmstudio_url(env=env)
     return builtins
+
+
+def _priced(providers: Mapping[str, ProviderConfig]) -> bool:
+    """True when the default savings baseline has a price in this config."""
+    ref = ModelRef(*DEFAULT_BASELINE.split("/", 1))
+    provider = providers.get(ref.provider)
+    model = provider.model(ref.model) if provider else None
+    return model is not None and not model.cost.free
 
 
 def _default_chain(value: Any, problems: Problems, embedded: bool) -> Chain:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from offload.testing import FakeModel, LMStudioFake
-from tests.e2e import Run, offload
+from tests.e2e import Run, offload, write_config
 
 
 @pytest.fixture
@@ -324,13 +324,25 @@ def test_200_with_error_quirk_is_a_clear_error(fake: tuple[LMStudioFake, dict[st
     assert "LM Studio 0.4 or newer" in run.err
 
 
-def test_doctor_ok_and_failing(fake: tuple[LMStudioFake, dict[str, str]]) -> None:
+def test_doctor_ok_and_failing(fake: tuple[LMStudioFake, dict[str, str]], offload_home: Path) -> None:
     _, env = fake
     run = offload("doctor", env=env)
     assert run.code == 0, run.out + run.err
-    assert "✓ server: LM Studio answers at" in run.out and "✓ round trip:" in run.out
+    assert "✓ lmstudio: LM Studio answers at" in run.out and "✓ round trip:" in run.out
+    assert "✓ path: calls go to lmstudio, on this machine" in run.out
+    write_config(offload_home, "{offload: {embedded: {enabled: false}}}")
     down = offload("doctor", "--base-url", f"http://127.0.0.1:{free_port()}")
-    assert down.code == 1 and "✗ server" in down.out and "fix:" in down.out
+    assert down.code == 1 and "✗ lmstudio: nothing answers" in down.out and "fix: start LM Studio" in down.out
+    assert "✗ path: no provider in the chain can answer" in down.out
+
+
+@pytest.mark.inference
+def test_doctor_reports_the_embedded_path_when_lmstudio_is_down() -> None:
+    run = offload("doctor", "--base-url", f"http://127.0.0.1:{free_port()}")
+    assert run.code == 0, run.out + run.err
+    assert "! lmstudio: nothing answers" in run.out
+    assert "✓ embedded: in-process llama.cpp: smollm2-135m-instruct answered" in run.out
+    assert "✓ path: calls go to embedded (lmstudio unavailable), on this machine" in run.out
 
 
 def test_version_and_exit_codes_in_help() -> None:

@@ -53,6 +53,7 @@ class Config:
     local_only: bool = False
     embedded: bool = True
     models_dir: str | None = None
+    embedded_threads: int | None = None
     savings_baseline: str | None = None
     store_text: bool = False
     tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
@@ -250,6 +251,7 @@ def parse_config(
         local_only=settings.local_only,
         embedded=settings.embedded,
         models_dir=settings.models_dir,
+        embedded_threads=settings.embedded_threads,
         savings_baseline=settings.savings_baseline or (DEFAULT_BASELINE if _priced(providers) else None),
         store_text=settings.store_text,
         tasks=settings.tasks,

@@ -117,6 +117,7 @@ class OffloadSettings:
     local_only: bool = False
     embedded: bool = True
     models_dir: str | None = None
+    embedded_threads: int | None = None
     savings_baseline: str | None = None
     store_text: bool = False
     tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
@@ -356,6 +357,7 @@ def read_offload(o: Mapping[str, Any], p: Problems) -> OffloadSettings:
         local_only=bool(p.flag(o.get("localOnly"), "offload.localOnly")),
         embedded=True if enabled is None else enabled,
         models_dir=p.string(embedded.get("modelsDir"), "offload.embedded.modelsDir"),
+        embedded_threads=p.positive_int(embedded.get("threads"), "offload.embedded.threads"),
         savings_baseline=p.string(savings.get("baseline"), "offload.savings.baseline"),
         store_text=bool(p.flag(ledger.get("storeText"), "offload.ledger.storeText")),
         tasks={name: _task(t, f"offload.tasks.{name}", p) for name, t in tasks.items()},

@@ -88,6 +88,7 @@ class Offloader:
             transport=transport,
             log=RequestLog(log) if log else None,
             models_dir=self.config.models_dir,
+            threads=self.config.embedded_threads,
             overrides={"lmstudio": base_url} if base_url else {},
             tokens={"lmstudio": api_token} if api_token else {},
             timeout=timeout,

@@ -314,9 +314,7 @@ class Router:
                     exc.attempts = tuple(walk.attempts)
                     raise
                 if has_next:
-                    self._say(
-                        f"offload: {cand.name} failed ({exc.short()}) → trying {runnable[index + 1].name}"
-                    )
+                    self._say(failover_notice(cand, exc, runnable[index + 1]))
         raise AllCandidatesFailed(walk.attempts, errors=walk.errors)
 
     def _events(
@@ -438,6 +436,21 @@ class Router:
     def _say(self, message: str) -> None:
         if self._notify is not None:
             self._notify(message)
+
+
+def failover_notice(failed: Candidate, exc: ProviderError, following: Candidate) -> str:
+    """The one-line stderr notice for a failover."""
+    if (
+        following.provider.api == "embedded"
+        and failed.provider.api == "lmstudio"
+        and isinstance(exc, Unreachable)
+        and exc.refused
+    ):
+        return (
+            f"offload: LM Studio is not running at {exc.address or failed.provider.base_url} — using the embedded engine "
+            "(start LM Studio, or set LM_STUDIO_API_URL, to use your own models)"
+        )
+    return f"offload: {failed.name} failed ({exc.short()}) → trying {following.name}"
 
 
 def _no_fit(

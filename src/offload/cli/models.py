@@ -10,6 +10,7 @@ import click
 
 from offload.cli._app import (
     cli,
+    current_config,
     json_option,
     lmstudio_address,
     note,
@@ -87,22 +88,51 @@ def models_table(models: list[ModelInfo]) -> str:
 
 
 @cli.command("models")
+@click.option(
+    "--provider",
+    default="lmstudio",
+    show_default=True,
+    metavar="ID",
+    help="Which configured provider to list (lmstudio, embedded, or one from your config).",
+)
 @server_options
 @json_option
-def models_cmd(base_url: str | None, api_token: str | None, timeout: float | None, as_json: bool) -> None:
+def models_cmd(
+    provider: str, base_url: str | None, api_token: str | None, timeout: float | None, as_json: bool
+) -> None:
     """Check the server and list downloaded models and their loaded instances."""
 
     async def go() -> list[ModelInfo]:
-        async with client(base_url, api_token, timeout) as lms:
-            return await lms.models()
+        if provider == "lmstudio":
+            async with client(base_url, api_token, timeout) as lms:
+                return await lms.models()
+        return await list_provider(provider)
 
     models = run(go())
     if as_json:
         print_json({"models": [m.to_dict() for m in models]})
     elif not models:
-        note("no models downloaded: get one in LM Studio's Discover tab or with `lms get <model>`")
+        where = "LM Studio's Discover tab or `lms get <model>`" if provider == "lmstudio" else "the provider"
+        note(f"no models found: add one with {where}")
     else:
         click.echo(models_table(models))
+
+
+async def list_provider(provider_id: str) -> list[ModelInfo]:
+    """The models of any configured provider (embedded, OpenAI-compatible servers, hosted APIs)."""
+    from offload.providers.registry import PoolOptions, build_provider
+
+    config = current_config()
+    cfg = config.providers.get(provider_id)
+    if cfg is None:
+        raise click.UsageError(
+            f"no provider {provider_id!r}; configured: {', '.join(sorted(config.providers))}"
+        )
+    built = build_provider(cfg, PoolOptions(models_dir=config.models_dir, threads=config.embedded_threads))
+    try:
+        return await built.models()
+    finally:
+        await built.aclose()
 
 
 async def with_progress(label: str, work: Awaitable[T]) -> T:

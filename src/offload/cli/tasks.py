@@ -34,6 +34,9 @@ def task_options(fn: F) -> F:
                 "-m", "--model", metavar="REF", help="Model, alias or provider/model to start the chain."
             ),
             click.option(
+                "--provider", metavar="ID", help="Use only this provider (e.g. embedded, lmstudio)."
+            ),
+            click.option(
                 "--local-only/--allow-hosted", default=None, help="Never contact a hosted provider."
             ),
             click.option(
@@ -55,9 +58,12 @@ def task_options(fn: F) -> F:
 
 
 def settings(opts: dict[str, Any]) -> dict[str, Any]:
-    """The task settings among a command's options."""
+    """The task settings among a command's options (``--provider`` pins the chain to one provider)."""
     keys = ("model", "local_only", "gate", "on_fail", "judge")
-    return {k: opts[k] for k in keys if opts.get(k) is not None}
+    chosen = {k: opts[k] for k in keys if opts.get(k) is not None}
+    if opts.get("provider"):
+        chosen["chain"] = (f"{opts['provider']}/{chosen.pop('model', 'auto')}",)
+    return chosen
 
 
 def execute(opts: dict[str, Any], work: Callable[[Offloader, dict[str, Any]], Awaitable[TaskResult]]) -> None:

@@ -72,7 +72,11 @@ def default_model_path() -> Path | None:
 
 
 def default_threads() -> int:
-    """Usable CPUs (affinity-aware), capped: generation is memory-bound beyond a few cores."""
+    """``OFFLOAD_THREADS``, else usable CPUs (affinity-aware), capped: generation is memory-bound
+    beyond a few cores. On a busy machine fewer threads can be faster; set it then."""
+    env = os.environ.get("OFFLOAD_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     try:
         count = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -26,6 +26,8 @@ class PoolOptions:
     transport: httpx.AsyncBaseTransport | None = None
     log: RequestLog | None = None
     models_dir: str | Path | None = None
+    threads: int | None = None
+    """Threads for the embedded engine (``offload.embedded.threads``)."""
     overrides: Mapping[str, str] = field(default_factory=dict)
     """Base URL overrides per provider id (``--base-url`` applies to ``lmstudio``)."""
     tokens: Mapping[str, str] = field(default_factory=dict)
@@ -86,7 +88,7 @@ def build_provider(cfg: ProviderConfig, options: PoolOptions | None = None) -> P
     if cfg.api == "embedded":
         from offload.providers.embedded import EmbeddedProvider
 
-        return EmbeddedProvider(models_dir=opts.models_dir, name=cfg.id)
+        return EmbeddedProvider(models_dir=opts.models_dir, name=cfg.id, n_threads=opts.threads)
     raise ConfigError(
         f"models.providers.{cfg.id}.api: offload does not speak {cfg.api!r}",
         remedy="use one of " + ", ".join(SUPPORTED_APIS),

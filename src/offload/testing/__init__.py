@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from offload.testing._lmstudio_state import FakeConfig, FakeStats
     from offload.testing._lmstudio_text import FakeMessage, FakeTurn, Responder, default_responder
     from offload.testing.anthropic_fake import AnthropicFake
+    from offload.testing.embedded_responder import embedded_responder
     from offload.testing.lmstudio_fake import LMStudioFake
     from offload.testing.openai_fake import OpenAIFake
     from offload.testing.scripted import ScriptedProvider
@@ -27,6 +28,7 @@ _LAZY = {
     "AnthropicFake": "offload.testing.anthropic_fake",
     "OpenAIFake": "offload.testing.openai_fake",
     "ScriptedProvider": "offload.testing.scripted",
+    "embedded_responder": "offload.testing.embedded_responder",
     "LMStudioFake": "offload.testing.lmstudio_fake",
     "FakeModel": "offload.testing._lmstudio_models",
     "FakeTurn": "offload.testing._lmstudio_text",
@@ -52,6 +54,7 @@ __all__ = [
     "RunningServer",
     "ScriptedProvider",
     "default_responder",
+    "embedded_responder",
     "serve",
     "start",
 ]

@@ -21,6 +21,9 @@ _EXPORTS: dict[str, str] = {
     "Message": "offload.types",
     "ModelInfo": "offload.types",
     "OffloadError": "offload.errors",
+    "Offloader": "offload.offloader",
+    "Routed": "offload.router",
+    "TaskResult": "offload.tasks.runner",
     "RetryPolicy": "offload.retry",
     "StreamEnd": "offload.types",
     "TextDelta": "offload.types",
@@ -36,8 +39,11 @@ __all__ = [
     "Message",
     "ModelInfo",
     "OffloadError",
+    "Offloader",
     "RetryPolicy",
+    "Routed",
     "StreamEnd",
+    "TaskResult",
     "TextDelta",
     "__version__",
 ]
@@ -45,6 +51,9 @@ __all__ = [
 if TYPE_CHECKING:
     from offload.client import AsyncLMStudio, LMStudio
     from offload.errors import OffloadError
+    from offload.offloader import Offloader
+    from offload.router import Routed
+    from offload.tasks.runner import TaskResult
     from offload.retry import RetryPolicy
     from offload.types import (
         ChatRequest,

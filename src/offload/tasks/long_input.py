@@ -22,28 +22,52 @@ DEFAULT_WINDOW = 2048
 
 
 async def summarize_text(
-    runner: TaskRunner, text: str, length: str | int, focus: str | None, settings: RunSettings, level: int = 0
+    runner: TaskRunner,
+    text: str,
+    length: str | int,
+    focus: str | None,
+    settings: RunSettings,
+    level: int = 0,
+    window: int | None = None,
 ) -> TaskResult:
-    """Summarize ``text`` of any size (see the module docstring)."""
+    """Summarize ``text`` of any size (see the module docstring).
+
+    ``window`` is the context learned from an earlier overflow: once known, each call's output
+    reserve is capped to a quarter of it so prompt and answer fit together.
+    """
+    spec = builtin.summarize(text, length, focus=focus)
+    if window is not None:
+        spec = replace(spec, max_output_tokens=min(spec.max_output_tokens or window, output_cap(window)))
     try:
-        return await runner.run(builtin.summarize(text, length, focus=focus), settings)
+        return await runner.run(spec, settings)
     except (ContextOverflow, AllCandidatesFailed) as exc:
-        window = overflow_window(exc)
-        if window is None:
+        learned = overflow_window(exc)
+        if learned is None:
             raise
+        window = min(learned, window) if window else learned
     if level >= MAX_LEVELS:
         raise ContextOverflow(
             f"the input is still too long after {MAX_LEVELS} rounds of partial summaries",
             remedy="use a model with a larger context window",
         )
-    parts = split_text(text, max_tokens=max(96, int(window * 0.45)))
+    parts = split_text(text, max_tokens=part_tokens(window))
     partials: list[TaskResult] = []
     for part in parts:
         budget = max(15, checks.words(part) // 4)
-        partials.append(await summarize_text(runner, part, budget, focus, settings, level + 1))
+        partials.append(await summarize_text(runner, part, budget, focus, settings, level + 1, window))
     combined = "\n\n".join(p.text for p in partials)
-    final = await summarize_text(runner, combined, length, focus, settings, level + 1)
+    final = await summarize_text(runner, combined, length, focus, settings, level + 1, window)
     return _merge(final, partials, len(parts))
+
+
+def output_cap(window: int) -> int:
+    """Tokens reserved for a summary's answer in a ``window``-token context."""
+    return max(48, window // 4)
+
+
+def part_tokens(window: int) -> int:
+    """Largest part (estimated tokens) that fits with instructions and the answer reserve."""
+    return max(64, int((window - output_cap(window)) * 0.6) - 60)
 
 
 def overflow_window(exc: OffloadError) -> int | None:

@@ -55,7 +55,7 @@ def test_extract_fenced_answer(env: tuple[LMStudioFake, OpenAIFake, dict[str, st
     assert (
         data["output"] == {"name": "Maria Lopez", "age": 34} and data["model"] == "lmstudio/google/gemma-3-1b"
     )
-    chat = [r for r in lms.requests if r.path == "/v1/chat/completions"][0].body
+    chat = next(r for r in lms.requests if r.path == "/v1/chat/completions").body
     assert chat["response_format"]["type"] == "json_schema"  # structured output through LM Studio's /v1
     assert cloud.requests == []
 

@@ -52,9 +52,9 @@ if TYPE_CHECKING:
     from offload.client import AsyncLMStudio, LMStudio
     from offload.errors import OffloadError
     from offload.offloader import Offloader
+    from offload.retry import RetryPolicy
     from offload.router import Routed
     from offload.tasks.runner import TaskResult
-    from offload.retry import RetryPolicy
     from offload.types import (
         ChatRequest,
         ChatResult,

@@ -447,8 +447,8 @@ def failover_notice(failed: Candidate, exc: ProviderError, following: Candidate)
         and exc.refused
     ):
         return (
-            f"offload: LM Studio is not running at {exc.address or failed.provider.base_url} — using the embedded engine "
-            "(start LM Studio, or set LM_STUDIO_API_URL, to use your own models)"
+            f"offload: LM Studio is not running at {exc.address or failed.provider.base_url} — using the "
+            "embedded engine (start LM Studio, or set LM_STUDIO_API_URL, to use your own models)"
         )
     return f"offload: {failed.name} failed ({exc.short()}) → trying {following.name}"
 

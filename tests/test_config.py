@@ -103,7 +103,7 @@ def test_plain_string_model_and_offload_only_file() -> None:
     only = parse_config(
         {"offload": {"localOnly": True, "savings": {"baseline": "anthropic/claude-sonnet-4-5"}}}, env={}
     )
-    assert only.local_only and only.savings_baseline == "anthropic/claude-sonnet-4-5"
+    assert only.settings.local_only and only.settings.savings_baseline == "anthropic/claude-sonnet-4-5"
 
 
 def test_env_placeholders_expand_and_missing_ones_are_named() -> None:
@@ -121,7 +121,7 @@ def test_env_placeholders_expand_and_missing_ones_are_named() -> None:
     ):
         parse_config(raw, env={"HOST": "h"})
     literal = parse_config({"offload": {"savings": {"baseline": "$${NOT_EXPANDED}"}}}, env={})
-    assert literal.savings_baseline == "${NOT_EXPANDED}"
+    assert literal.settings.savings_baseline == "${NOT_EXPANDED}"
 
 
 def test_api_key_may_name_an_env_var_and_builtins_read_their_vars() -> None:
@@ -174,7 +174,7 @@ def test_missing_explicit_file_is_an_error_but_default_location_is_optional(tmp_
     cfg = load_config(env={"OFFLOAD_HOME": str(tmp_path)})
     assert cfg.source is None and "lmstudio" in cfg.providers
     (tmp_path / "config.json5").write_text("{offload: {localOnly: true}}")
-    assert load_config(env={"OFFLOAD_HOME": str(tmp_path)}).local_only
+    assert load_config(env={"OFFLOAD_HOME": str(tmp_path)}).settings.local_only
 
 
 def test_replace_mode_drops_builtins() -> None:

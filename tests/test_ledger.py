@@ -91,7 +91,7 @@ def config_without_baseline() -> Config:
     del raw["models"]["providers"]["anthropic"]
     raw.pop("offload", None)
     cfg = parse_config(raw, env={})
-    assert cfg.savings_baseline is None
+    assert cfg.settings.savings_baseline is None
     return cfg
 
 

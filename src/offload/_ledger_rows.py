@@ -91,12 +91,12 @@ def usd(nano: int | None) -> Decimal:
 
 def resolve_baseline(config: Config | None) -> tuple[Baseline | None, str | None]:
     """The configured baseline, or ``None`` and why it cannot price savings."""
-    if config is None or not config.savings_baseline:
+    if config is None or not config.settings.savings_baseline:
         return None, "no savings baseline configured"
     try:
-        ref = config.resolve(config.savings_baseline)
+        ref = config.resolve(config.settings.savings_baseline)
     except OffloadError as exc:
-        return None, f"savings baseline {config.savings_baseline!r}: {exc.message}"
+        return None, f"savings baseline {config.settings.savings_baseline!r}: {exc.message}"
     model = config.model_def(ref)
     if model is None or model.cost.free:
         return None, f"savings baseline {ref} has no price (declare its cost under models.providers)"

@@ -20,7 +20,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from offload.config_schema import (
     Cost,
     ModelDef,
     ModelRef,
+    OffloadSettings,
     Problems,
     ProviderConfig,
     TaskSettings,
@@ -50,13 +51,8 @@ class Config:
     providers: Mapping[str, ProviderConfig]
     default: Chain
     aliases: Mapping[str, str] = field(default_factory=dict)
-    local_only: bool = False
-    embedded: bool = True
-    models_dir: str | None = None
-    embedded_threads: int | None = None
-    savings_baseline: str | None = None
-    store_text: bool = False
-    tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
+    settings: OffloadSettings = field(default_factory=OffloadSettings)
+    """offload's own settings (the ``offload`` key), defaults filled in."""
     mode: str = "merge"
     source: Path | None = None
     merged: Mapping[str, Any] = field(default_factory=dict)
@@ -124,7 +120,7 @@ class Config:
 
     def task(self, name: str | None) -> TaskSettings:
         """Settings for task ``name`` (empty settings when none are configured)."""
-        return self.tasks.get(name or "", TaskSettings())
+        return self.settings.tasks.get(name or "", TaskSettings())
 
     def show(self) -> dict[str, Any]:
         """The effective merged config with every secret redacted (``offload config show``)."""
@@ -244,17 +240,13 @@ def parse_config(
     aliases = _aliases(agents.get("models", {}), problems)
     problems.raise_if_any(source)
     shown = {**doc, "models": {**models, "mode": mode, "providers": merged}}
+    if settings.savings_baseline is None and _priced(providers):
+        settings = replace(settings, savings_baseline=DEFAULT_BASELINE)
     return Config(
         providers=providers,
         default=chain,
         aliases=aliases,
-        local_only=settings.local_only,
-        embedded=settings.embedded,
-        models_dir=settings.models_dir,
-        embedded_threads=settings.embedded_threads,
-        savings_baseline=settings.savings_baseline or (DEFAULT_BASELINE if _priced(providers) else None),
-        store_text=settings.store_text,
-        tasks=settings.tasks,
+        settings=settings,
         mode=mode,
         source=source,
         merged=shown,

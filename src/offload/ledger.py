@@ -101,7 +101,7 @@ class Ledger:
         batch_rows: int = BATCH_ROWS,
     ) -> None:
         self.path = Path(path).expanduser() if path is not None else default_path()
-        self.store_text = bool(config is not None and config.store_text)
+        self.store_text = bool(config is not None and config.settings.store_text)
         self.baseline, self.baseline_problem = resolve_baseline(config)
         self.dropped = 0
         """Rows lost because a write failed."""

@@ -84,11 +84,10 @@ class Offloader:
         )
         self._own_ledger = ledger is True
         watchers = [*observers, self.ledger.record] if self.ledger is not None else list(observers)
-        options = PoolOptions(
+        options = PoolOptions.for_config(
+            self.config,
             transport=transport,
             log=RequestLog(log) if log else None,
-            models_dir=self.config.models_dir,
-            threads=self.config.embedded_threads,
             overrides={"lmstudio": base_url} if base_url else {},
             tokens={"lmstudio": api_token} if api_token else {},
             timeout=timeout,

@@ -202,7 +202,7 @@ class Router:
         if options.local_only is not None:
             return options.local_only
         task = self.config.task(options.task).local_only
-        return task if task is not None else self.config.local_only
+        return task if task is not None else self.config.settings.local_only
 
     def plan(self, request: ChatRequest, options: CallOptions) -> tuple[list[Candidate], list[Attempt]]:
         """The candidates worth calling, and the skipped ones as attempts (no I/O)."""

@@ -31,7 +31,7 @@ def check_cmd() -> None:
             + "; they are skipped"
         )
     hosted = [str(r) for r in config.chain() if not config.is_local(r)]
-    if config.local_only and hosted:
+    if config.settings.local_only and hosted:
         note("note: local-only is on; these hosted candidates will be refused: " + ", ".join(hosted))
 
 

@@ -125,9 +125,7 @@ async def provider_check(cfg: ProviderConfig, config: Config) -> Check:
     if hosted and not cfg.api_key:
         fix = f"export {cfg.id.upper()}_API_KEY=… or set models.providers.{cfg.id}.apiKey"
         return Check(cfg.id, "warn", "no API key: calls to it will fail over", fix)
-    provider: Provider = build_provider(
-        cfg, PoolOptions(models_dir=config.models_dir, threads=config.embedded_threads)
-    )
+    provider: Provider = build_provider(cfg, PoolOptions.for_config(config))
     try:
         if cfg.api != "embedded":
             await provider.models()

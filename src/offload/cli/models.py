@@ -128,7 +128,7 @@ async def list_provider(provider_id: str) -> list[ModelInfo]:
         raise click.UsageError(
             f"no provider {provider_id!r}; configured: {', '.join(sorted(config.providers))}"
         )
-    built = build_provider(cfg, PoolOptions(models_dir=config.models_dir, threads=config.embedded_threads))
+    built = build_provider(cfg, PoolOptions.for_config(config))
     try:
         return await built.models()
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -17,6 +18,9 @@ from offload.config_schema import SUPPORTED_APIS, ProviderConfig
 from offload.errors import ConfigError
 from offload.http import RequestLog, default_timeout
 from offload.providers.base import Provider
+
+if TYPE_CHECKING:
+    from offload.config import Config
 
 
 @dataclass
@@ -34,6 +38,12 @@ class PoolOptions:
     """API key overrides per provider id (``--api-token`` applies to ``lmstudio``)."""
     timeout: float | None = None
     """Read timeout for every HTTP provider (``--timeout``), over the config's ``timeoutSeconds``."""
+
+    @classmethod
+    def for_config(cls, config: Config, **overrides: Any) -> PoolOptions:
+        """Options carrying the config's embedded-engine settings, plus ``overrides``."""
+        settings = config.settings
+        return cls(models_dir=settings.models_dir, threads=settings.embedded_threads, **overrides)
 
 
 def build_provider(cfg: ProviderConfig, options: PoolOptions | None = None) -> Provider:

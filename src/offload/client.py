@@ -33,7 +33,7 @@ from offload.types import (
     ChatResult,
     LoadResult,
     ModelInfo,
-    ReasoningLevel,
+    PromptOptions,
     StreamEnd,
     StreamEvent,
 )
@@ -53,19 +53,9 @@ class UnloadIncomplete(OffloadError):
 
 
 @dataclass(frozen=True, slots=True)
-class ChatOptions:
+class ChatOptions(PromptOptions):
     """Per-call options shared by ``chat`` and ``stream_chat``."""
 
-    model: str | None = None
-    system: str | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    max_output_tokens: int | None = None
-    reasoning: ReasoningLevel | None = None
-    context_length: int | None = None
-    previous_response_id: str | None = None
-    store: bool = True
-    images: tuple[str, ...] = ()
     conversation: str | None = None
     prefer: Prefer = "fast"
     unload_after: bool = False
@@ -199,23 +189,6 @@ class AsyncLMStudio:
 
     # --- chat ----------------------------------------------------------------------------------
 
-    def _request(self, prompt: str | ChatRequest, opts: ChatOptions) -> ChatRequest:
-        if isinstance(prompt, ChatRequest):
-            return prompt
-        return ChatRequest.from_prompt(
-            prompt,
-            system=opts.system,
-            images=opts.images,
-            model=opts.model,
-            temperature=opts.temperature,
-            top_p=opts.top_p,
-            max_output_tokens=opts.max_output_tokens,
-            reasoning=opts.reasoning,
-            context_length=opts.context_length,
-            previous_response_id=opts.previous_response_id,
-            store=opts.store,
-        )
-
     async def _prepare(
         self, request: ChatRequest, opts: ChatOptions, turn: ConversationTurn | None
     ) -> ChatRequest:
@@ -250,7 +223,7 @@ class AsyncLMStudio:
     async def _turn(
         self, prompt: str | ChatRequest, opts: ChatOptions, *, stream: bool
     ) -> AsyncIterator[StreamEvent]:
-        request = self._request(prompt, opts)
+        request = opts.request(prompt)
         if opts.conversation is None:
             async for event in self._run(request, opts, None, stream):
                 yield event

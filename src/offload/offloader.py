@@ -31,23 +31,13 @@ from offload.retry import OnRetry, RetryPolicy
 from offload.router import CallOptions, Candidate, Observer, Routed, RoutedStream, Router
 from offload.selection import Choice, Prefer
 from offload.settings import data_dir
-from offload.types import ChatRequest, ReasoningLevel, StreamEnd, StreamEvent
+from offload.types import ChatRequest, PromptOptions, StreamEnd, StreamEvent
 
 
 @dataclass(frozen=True, slots=True)
-class AskOptions:
-    """Per-call options of ``Offloader.ask`` / ``Offloader.stream``."""
+class AskOptions(PromptOptions):
+    """Per-call options of ``Offloader.ask`` / ``Offloader.stream`` (``model`` is a ref or alias)."""
 
-    model: str | None = None
-    system: str | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    max_output_tokens: int | None = None
-    reasoning: ReasoningLevel | None = None
-    context_length: int | None = None
-    previous_response_id: str | None = None
-    store: bool = True
-    images: tuple[str, ...] = ()
     conversation: str | None = None
     task: str | None = None
     local_only: bool | None = None
@@ -132,7 +122,7 @@ class Offloader:
 
     def _turn(self, prompt: str | ChatRequest, opts: AskOptions, *, live: bool) -> RoutedStream:
         holder = RoutedStream(_nothing())
-        holder.events = self._events(_request(prompt, opts), opts, holder, live)
+        holder.events = self._events(opts.request(prompt), opts, holder, live)
         return holder
 
     async def _events(
@@ -154,7 +144,7 @@ class Offloader:
         live: bool,
         turn: ConversationTurn | None,
     ) -> AsyncIterator[StreamEvent]:
-        model = opts.model
+        model = opts.model or request.model  # a ref or alias; the router picks each candidate's id
         if turn is not None and turn.previous_response_id and request.previous_response_id is None:
             request = replace(request, previous_response_id=turn.previous_response_id)
             model = model or turn.state.model
@@ -201,23 +191,6 @@ class Offloader:
         ):
             with contextlib.suppress(Exception):  # best effort: the answer is already delivered
                 await provider.unload(instance)
-
-
-def _request(prompt: str | ChatRequest, opts: AskOptions) -> ChatRequest:
-    if isinstance(prompt, ChatRequest):
-        return prompt
-    return ChatRequest.from_prompt(
-        prompt,
-        system=opts.system,
-        images=opts.images,
-        temperature=opts.temperature,
-        top_p=opts.top_p,
-        max_output_tokens=opts.max_output_tokens,
-        reasoning=opts.reasoning,
-        context_length=opts.context_length,
-        previous_response_id=opts.previous_response_id,
-        store=opts.store,
-    )
 
 
 async def _nothing() -> AsyncIterator[StreamEvent]:

@@ -97,6 +97,40 @@ class ChatRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptOptions:
+    """The request-shaping options every front door takes with a plain prompt string."""
+
+    model: str | None = None
+    system: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_output_tokens: int | None = None
+    reasoning: ReasoningLevel | None = None
+    context_length: int | None = None
+    previous_response_id: str | None = None
+    store: bool = True
+    images: tuple[str, ...] = ()
+
+    def request(self, prompt: str | ChatRequest) -> ChatRequest:
+        """``prompt`` as a request shaped by these options (a ready request passes through)."""
+        if isinstance(prompt, ChatRequest):
+            return prompt
+        return ChatRequest.from_prompt(
+            prompt,
+            system=self.system,
+            images=self.images,
+            model=self.model,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_output_tokens=self.max_output_tokens,
+            reasoning=self.reasoning,
+            context_length=self.context_length,
+            previous_response_id=self.previous_response_id,
+            store=self.store,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Token counts for one call. ``output_tokens`` includes ``reasoning_tokens``."""
 

@@ -26,116 +26,32 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from offload.catalog import AUTO
-from offload.config import Config, ModelDef, ModelRef, ProviderConfig
+from offload.config import Config
 from offload.cooldown import Cooldowns
-from offload.errors import (
-    AllCandidatesFailed,
-    Attempt,
-    ContextOverflow,
-    LocalOnlyRefused,
-    ModelNotFound,
-    OffloadError,
-    ProviderError,
-    Unreachable,
-)
+from offload.errors import AllCandidatesFailed, Attempt, ModelNotFound, ProviderError, Unreachable
 from offload.providers.base import Provider
 from offload.providers.registry import ProviderPool
 from offload.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
-from offload.selection import Choice, Need, Prefer, choose
-from offload.tokens import DEFAULT_MAX_OUTPUT, estimate_prompt
-from offload.types import (
-    ChatRequest,
-    ChatResult,
-    ModelInfo,
-    ReasoningDelta,
-    StreamEnd,
-    StreamEvent,
-    TextDelta,
+from offload.routing import (
+    CallEvent,
+    CallOptions,
+    Candidate,
+    Observer,
+    Routed,
+    RoutedStream,
+    candidates,
+    failover_notice,
+    local_only,
+    no_fit,
+    plan,
 )
+from offload.selection import Choice, Need, Prefer, choose
+from offload.tokens import DEFAULT_MAX_OUTPUT
+from offload.types import ChatRequest, ChatResult, ReasoningDelta, StreamEnd, StreamEvent, TextDelta
 
-THREAD_APIS = ("lmstudio", "openai-responses")
-REFUSED = "local-only: hosted"
+__all__ = ["CallEvent", "CallOptions", "Candidate", "Observer", "Routed", "RoutedStream", "Router"]
+
 NO_COOLDOWN = ("context_overflow", "invalid_request", "response_not_found")
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One model in a chain, with its provider's config."""
-
-    ref: ModelRef
-    provider: ProviderConfig
-    model: ModelDef | None = None
-
-    @property
-    def name(self) -> str:
-        """``provider/model``."""
-        return str(self.ref)
-
-    @property
-    def local(self) -> bool:
-        """True when the call stays on this machine or network."""
-        return self.provider.local
-
-
-@dataclass(frozen=True, slots=True)
-class CallEvent:
-    """One model call as the ledger sees it (success or failure)."""
-
-    candidate: Candidate
-    model: str
-    seconds: float
-    result: ChatResult | None = None
-    error: ProviderError | None = None
-    task: str | None = None
-    failover: bool = False
-    escalated: bool = False
-    request: ChatRequest | None = None
-
-    @property
-    def outcome(self) -> str:
-        """``ok`` or the error kind."""
-        return "ok" if self.error is None else self.error.kind
-
-
-Observer = Callable[[CallEvent], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Routed:
-    """A routed answer: the result, who gave it, and every attempt on the way."""
-
-    result: ChatResult
-    candidate: Candidate
-    attempts: tuple[Attempt, ...]
-
-    @property
-    def failed_over(self) -> bool:
-        """True when an earlier candidate failed or was skipped before this one answered."""
-        return any(a.outcome != "ok" for a in self.attempts)
-
-
-@dataclass(frozen=True, slots=True)
-class CallOptions:
-    """Per-call routing options."""
-
-    model: str | None = None
-    task: str | None = None
-    local_only: bool | None = None
-    fallbacks: bool = True
-    escalated: bool = False
-    chain: tuple[str, ...] | None = None
-    """An explicit chain (refs or aliases) replacing model/task/fallbacks; used by escalation."""
-
-
-@dataclass
-class RoutedStream:
-    """An answer as events; ``routed`` is set once the stream has ended successfully."""
-
-    events: AsyncIterator[StreamEvent]
-    routed: Routed | None = None
-
-    def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        return self.events
 
 
 @dataclass
@@ -183,83 +99,15 @@ class Router:
 
     def candidates(self, options: CallOptions | None = None) -> list[Candidate]:
         """The chain for a call, resolved against the config."""
-        opts = options or CallOptions()
-        out = []
-        refs = (
-            list(dict.fromkeys(self.config.resolve(r) for r in opts.chain))
-            if opts.chain is not None
-            else self.config.chain(opts.model, opts.task, fallbacks=opts.fallbacks)
-        )
-        for ref in refs:
-            provider = self.config.providers.get(ref.provider)
-            if provider is None:
-                raise OffloadError(f"unknown provider {ref.provider!r} in model ref {ref}")
-            out.append(Candidate(ref, provider, provider.model(ref.model)))
-        return out
+        return candidates(self.config, options)
 
     def local_only(self, options: CallOptions) -> bool:
-        """Call flag > task setting > global setting."""
-        if options.local_only is not None:
-            return options.local_only
-        task = self.config.task(options.task).local_only
-        return task if task is not None else self.config.settings.local_only
+        """Whether local-only applies to a call (flag > task setting > global setting)."""
+        return local_only(self.config, options)
 
     def plan(self, request: ChatRequest, options: CallOptions) -> tuple[list[Candidate], list[Attempt]]:
-        """The candidates worth calling, and the skipped ones as attempts (no I/O)."""
-        local_only = self.local_only(options)
-        prompt = estimate_prompt(request)
-        needed = prompt + (request.max_output_tokens or 0)
-        runnable: list[Candidate] = []
-        skipped: list[Attempt] = []
-        windows: list[int] = []  # of candidates skipped only because the request is too big
-        for cand in self.candidates(options):
-            reason = self._skip_reason(cand, request, local_only, needed)
-            if reason is None:
-                runnable.append(cand)
-                continue
-            skipped.append(Attempt(cand.name, "skipped", 0.0, error=reason))
-            if reason.startswith("context window") and cand.model and cand.model.context_window:
-                windows.append(cand.model.context_window)
-        if not runnable:
-            raise self._nothing_to_run(skipped, needed, windows)
-        return runnable, skipped
-
-    def _skip_reason(
-        self, cand: Candidate, request: ChatRequest, local_only: bool, needed: int
-    ) -> str | None:
-        if local_only and not cand.local:
-            return REFUSED
-        if not cand.provider.supported:
-            return f"unsupported api {cand.provider.api!r}"
-        if request.previous_response_id and cand.provider.api not in THREAD_APIS:
-            return "cannot continue a server-side thread (previous_response_id)"
-        window = cand.model.context_window if cand.model else None
-        if window is not None and needed > window:
-            return f"context window {window} < ~{needed} tokens needed"
-        return None
-
-    def _nothing_to_run(self, skipped: list[Attempt], needed: int, windows: list[int]) -> OffloadError:
-        refused = [a.candidate for a in skipped if a.error == REFUSED]
-        allowed = [a for a in skipped if a.error != REFUSED]
-        if allowed and all((a.error or "").startswith("context window") for a in allowed):
-            hosted = f"; local-only refused {', '.join(refused)}" if refused else ""
-            return ContextOverflow(
-                f"the request (~{needed} tokens) fits no candidate: "
-                + "; ".join(f"{a.candidate} {a.error}" for a in allowed)
-                + hosted,
-                prompt_tokens=needed,
-                context_length=max(windows, default=0) or None,
-                remedy="shorten the input, lower --max-output-tokens, or add a larger-context model",
-            )
-        if refused:
-            others = [f"{a.candidate} ({a.error})" for a in allowed]
-            extra = f"; also skipped: {', '.join(others)}" if others else ""
-            return LocalOnlyRefused(
-                refused, remedy=f"add a local model to the chain, or drop local-only{extra}"
-            )
-        return AllCandidatesFailed(
-            skipped, remedy="fix the model chain in your config (offload config check)"
-        )
+        """The candidates worth calling, and the skipped ones as attempts (see ``offload.routing``)."""
+        return plan(self.config, request, options)
 
     # --- calling -------------------------------------------------------------------------------
 
@@ -365,7 +213,7 @@ class Router:
         try:
             choice = choose(models, need, self._prefer)
         except ModelNotFound as exc:
-            raise _no_fit(exc, models, need, cand, provider.address) from exc
+            raise no_fit(exc, models, need, cand, provider.address) from exc
         if self._on_choice is not None:
             self._on_choice(cand, choice)
         bound = request.with_model(choice.model.key)
@@ -436,39 +284,6 @@ class Router:
     def _say(self, message: str) -> None:
         if self._notify is not None:
             self._notify(message)
-
-
-def failover_notice(failed: Candidate, exc: ProviderError, following: Candidate) -> str:
-    """The one-line stderr notice for a failover."""
-    if (
-        following.provider.api == "embedded"
-        and failed.provider.api == "lmstudio"
-        and isinstance(exc, Unreachable)
-        and exc.refused
-    ):
-        return (
-            f"offload: LM Studio is not running at {exc.address or failed.provider.base_url} — using the "
-            "embedded engine (start LM Studio, or set LM_STUDIO_API_URL, to use your own models)"
-        )
-    return f"offload: {failed.name} failed ({exc.short()}) → trying {following.name}"
-
-
-def _no_fit(
-    exc: ModelNotFound, models: list[ModelInfo], need: Need, cand: Candidate, address: str
-) -> ProviderError:
-    """Why no model of an ``auto`` provider fits: too small a context, or no suitable kind at all."""
-    kinds = [m for m in models if m.is_llm and (m.vision or not need.vision)]
-    if not kinds:
-        return ModelNotFound(exc.message, remedy=exc.remedy, provider=cand.provider.id, address=address)
-    windows = [(m.loaded_context_length if m.loaded else m.max_context_length) or 0 for m in kinds]
-    return ContextOverflow(
-        exc.message,
-        remedy=exc.remedy,
-        provider=cand.provider.id,
-        address=address,
-        prompt_tokens=need.tokens,
-        context_length=max(windows) or None,
-    )
 
 
 async def _one(make: Callable[[], Awaitable[ChatResult]]) -> AsyncIterator[StreamEvent]:

@@ -1,0 +1,223 @@
+"""Routing vocabulary and planning: candidates, options, results, and which candidates to call.
+
+``plan`` looks at a call before anything is sent: local-only mode drops hosted candidates,
+declared context windows too small for the request are skipped (and a request that fits no
+candidate fails at once, naming the sizes), as are unsupported APIs and candidates that cannot
+continue a server-side thread. ``Router`` (``offload.router``) then calls what remains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from offload.config import Config, ModelDef, ModelRef, ProviderConfig
+from offload.errors import (
+    AllCandidatesFailed,
+    Attempt,
+    ContextOverflow,
+    LocalOnlyRefused,
+    ModelNotFound,
+    OffloadError,
+    ProviderError,
+    Unreachable,
+)
+from offload.selection import Need
+from offload.tokens import estimate_prompt
+from offload.types import ChatRequest, ChatResult, ModelInfo, StreamEvent
+
+THREAD_APIS = ("lmstudio", "openai-responses")
+REFUSED = "local-only: hosted"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One model in a chain, with its provider's config."""
+
+    ref: ModelRef
+    provider: ProviderConfig
+    model: ModelDef | None = None
+
+    @property
+    def name(self) -> str:
+        """``provider/model``."""
+        return str(self.ref)
+
+    @property
+    def local(self) -> bool:
+        """True when the call stays on this machine or network."""
+        return self.provider.local
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """One model call as the ledger sees it (success or failure)."""
+
+    candidate: Candidate
+    model: str
+    seconds: float
+    result: ChatResult | None = None
+    error: ProviderError | None = None
+    task: str | None = None
+    failover: bool = False
+    escalated: bool = False
+    request: ChatRequest | None = None
+
+    @property
+    def outcome(self) -> str:
+        """``ok`` or the error kind."""
+        return "ok" if self.error is None else self.error.kind
+
+
+Observer = Callable[[CallEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A routed answer: the result, who gave it, and every attempt on the way."""
+
+    result: ChatResult
+    candidate: Candidate
+    attempts: tuple[Attempt, ...]
+
+    @property
+    def failed_over(self) -> bool:
+        """True when an earlier candidate failed or was skipped before this one answered."""
+        return any(a.outcome != "ok" for a in self.attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """Per-call routing options."""
+
+    model: str | None = None
+    task: str | None = None
+    local_only: bool | None = None
+    fallbacks: bool = True
+    escalated: bool = False
+    chain: tuple[str, ...] | None = None
+    """An explicit chain (refs or aliases) replacing model/task/fallbacks; used by escalation."""
+
+
+@dataclass
+class RoutedStream:
+    """An answer as events; ``routed`` is set once the stream has ended successfully."""
+
+    events: AsyncIterator[StreamEvent]
+    routed: Routed | None = None
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        return self.events
+
+
+def candidates(config: Config, options: CallOptions | None = None) -> list[Candidate]:
+    """The chain for a call, resolved against the config."""
+    opts = options or CallOptions()
+    refs = (
+        list(dict.fromkeys(config.resolve(r) for r in opts.chain))
+        if opts.chain is not None
+        else config.chain(opts.model, opts.task, fallbacks=opts.fallbacks)
+    )
+    out = []
+    for ref in refs:
+        provider = config.providers.get(ref.provider)
+        if provider is None:
+            raise OffloadError(f"unknown provider {ref.provider!r} in model ref {ref}")
+        out.append(Candidate(ref, provider, provider.model(ref.model)))
+    return out
+
+
+def local_only(config: Config, options: CallOptions) -> bool:
+    """Call flag > task setting > global setting."""
+    if options.local_only is not None:
+        return options.local_only
+    task = config.task(options.task).local_only
+    return task if task is not None else config.settings.local_only
+
+
+def plan(config: Config, request: ChatRequest, options: CallOptions) -> tuple[list[Candidate], list[Attempt]]:
+    """The candidates worth calling, and the skipped ones as attempts (no I/O)."""
+    only_local = local_only(config, options)
+    needed = estimate_prompt(request) + (request.max_output_tokens or 0)
+    runnable: list[Candidate] = []
+    skipped: list[Attempt] = []
+    windows: list[int] = []  # of candidates skipped only because the request is too big
+    for cand in candidates(config, options):
+        reason = skip_reason(cand, request, only_local, needed)
+        if reason is None:
+            runnable.append(cand)
+            continue
+        skipped.append(Attempt(cand.name, "skipped", 0.0, error=reason))
+        if reason.startswith("context window") and cand.model and cand.model.context_window:
+            windows.append(cand.model.context_window)
+    if not runnable:
+        raise nothing_to_run(skipped, needed, windows)
+    return runnable, skipped
+
+
+def skip_reason(cand: Candidate, request: ChatRequest, only_local: bool, needed: int) -> str | None:
+    """Why ``cand`` must not be called for ``request`` (``None`` when it may)."""
+    if only_local and not cand.local:
+        return REFUSED
+    if not cand.provider.supported:
+        return f"unsupported api {cand.provider.api!r}"
+    if request.previous_response_id and cand.provider.api not in THREAD_APIS:
+        return "cannot continue a server-side thread (previous_response_id)"
+    window = cand.model.context_window if cand.model else None
+    if window is not None and needed > window:
+        return f"context window {window} < ~{needed} tokens needed"
+    return None
+
+
+def nothing_to_run(skipped: list[Attempt], needed: int, windows: list[int]) -> OffloadError:
+    """The error for a chain whose every candidate was skipped."""
+    refused = [a.candidate for a in skipped if a.error == REFUSED]
+    allowed = [a for a in skipped if a.error != REFUSED]
+    if allowed and all((a.error or "").startswith("context window") for a in allowed):
+        hosted = f"; local-only refused {', '.join(refused)}" if refused else ""
+        return ContextOverflow(
+            f"the request (~{needed} tokens) fits no candidate: "
+            + "; ".join(f"{a.candidate} {a.error}" for a in allowed)
+            + hosted,
+            prompt_tokens=needed,
+            context_length=max(windows, default=0) or None,
+            remedy="shorten the input, lower --max-output-tokens, or add a larger-context model",
+        )
+    if refused:
+        others = [f"{a.candidate} ({a.error})" for a in allowed]
+        extra = f"; also skipped: {', '.join(others)}" if others else ""
+        return LocalOnlyRefused(refused, remedy=f"add a local model to the chain, or drop local-only{extra}")
+    return AllCandidatesFailed(skipped, remedy="fix the model chain in your config (offload config check)")
+
+
+def failover_notice(failed: Candidate, exc: ProviderError, following: Candidate) -> str:
+    """The one-line stderr notice for a failover."""
+    if (
+        following.provider.api == "embedded"
+        and failed.provider.api == "lmstudio"
+        and isinstance(exc, Unreachable)
+        and exc.refused
+    ):
+        return (
+            f"offload: LM Studio is not running at {exc.address or failed.provider.base_url} — using the "
+            "embedded engine (start LM Studio, or set LM_STUDIO_API_URL, to use your own models)"
+        )
+    return f"offload: {failed.name} failed ({exc.short()}) → trying {following.name}"
+
+
+def no_fit(
+    exc: ModelNotFound, models: list[ModelInfo], need: Need, cand: Candidate, address: str
+) -> ProviderError:
+    """Why no model of an ``auto`` provider fits: too small a context, or no suitable kind at all."""
+    kinds = [m for m in models if m.is_llm and (m.vision or not need.vision)]
+    if not kinds:
+        return ModelNotFound(exc.message, remedy=exc.remedy, provider=cand.provider.id, address=address)
+    windows = [(m.loaded_context_length if m.loaded else m.max_context_length) or 0 for m in kinds]
+    return ContextOverflow(
+        exc.message,
+        remedy=exc.remedy,
+        provider=cand.provider.id,
+        address=address,
+        prompt_tokens=need.tokens,
+        context_length=max(windows) or None,
+    )

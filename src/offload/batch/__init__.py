@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from offload.batch.engine import Batch, BatchSpec, ItemResult
+from offload.batch.engine import Batch, BatchSpec
 from offload.batch.inputs import Format, Item
 from offload.batch.progress import Tally
+from offload.batch.rows import ItemResult
 
 if TYPE_CHECKING:
     from offload.config import Config

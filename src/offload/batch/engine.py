@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from offload.batch.inputs import Format, InputProblem, Item, ItemId, read_input
-from offload.batch.jobs import Job, fingerprint, make_job
+from offload.batch.inputs import Format, InputProblem, Item, check_paths, read_input
+from offload.batch.jobs import Job, fingerprint, make_job, typical_need
 from offload.batch.output import OutputLog, Resume
 from offload.batch.progress import Tally
-from offload.cooldown import Cooldowns
-from offload.errors import AllCandidatesFailed, LocalOnlyRefused, OffloadError
+from offload.batch.rows import ItemResult, environmental, error_row, result_row
+from offload.errors import OffloadError
 
 if TYPE_CHECKING:
     from offload.batch.cache import ResultCache
@@ -43,17 +43,6 @@ if TYPE_CHECKING:
     from offload.router import Candidate, Router
     from offload.tasks.runner import RunSettings, TaskResult, TaskRunner
 
-ENVIRONMENT = frozenset(
-    {
-        "unreachable",
-        "auth",
-        "billing",
-        "model_not_found",
-        "model_not_loaded",
-        "engine_unavailable",
-        "rate_limited",
-    }
-)
 RETRY_LATER = 2.0
 MAX_REQUEUES = 3
 NOTICES = 8
@@ -80,31 +69,6 @@ class BatchSpec:
     timeout: float | None = None
 
 
-@dataclass(frozen=True)
-class ItemResult:
-    """One finished item: its output line, and the task result or error behind it."""
-
-    id: ItemId
-    row: dict[str, Any]
-    result: TaskResult | None = None
-    error: OffloadError | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when the item has an output."""
-        return self.row.get("error") is None
-
-    @property
-    def output(self) -> Any:
-        """The task's output (``None`` on failure)."""
-        return self.row.get("output")
-
-    @property
-    def cached(self) -> bool:
-        """True when the result came from the cache."""
-        return bool(self.row.get("cached"))
-
-
 @dataclass
 class _Deferred:
     item: Item
@@ -118,77 +82,6 @@ class _Run:
     settings: RunSettings
     cache: ResultCache
     fingerprint: dict[str, Any]
-
-
-def environmental(exc: OffloadError) -> bool:
-    """True when ``exc`` says the servers or account are unusable, not that this item is bad."""
-    if isinstance(exc, LocalOnlyRefused):
-        return True
-    if isinstance(exc, AllCandidatesFailed):
-        return all(environmental(e) for e in exc.errors)
-    return exc.kind in ENVIRONMENT
-
-
-def result_row(item: Item, result: TaskResult, seconds: float, server: str | None) -> dict[str, Any]:
-    """The output line of a successful item."""
-    row: dict[str, Any] = {
-        "id": item.id,
-        "output": result.output,
-        "model": result.model,
-        "local": result.local,
-        "escalated": result.escalated,
-        "escalations": list(result.escalations),
-        "problems": list(result.problems),
-        "tokens": {"input": result.usage.input_tokens, "output": result.usage.output_tokens},
-        "parts": result.parts,
-        "server": server,
-        "cached": False,
-        "seconds": round(seconds, 3),
-        "error": None,
-    }
-    if result.judge_score is not None:
-        row["judge_score"] = result.judge_score
-    return row
-
-
-def error_row(item: Item, kind: str, message: str, remedy: str | None, seconds: float) -> dict[str, Any]:
-    """The output line of a failed item."""
-    return {
-        "id": item.id,
-        "output": None,
-        "model": None,
-        "tokens": {"input": 0, "output": 0},
-        "seconds": round(seconds, 3),
-        "error": {"kind": kind, "message": message, "remedy": remedy},
-    }
-
-
-class _FleetCooldowns(Cooldowns):
-    """The router's cooldowns, minus the candidates whose servers the batch watches itself.
-
-    One failed request must not send a whole batch to a fallback for 30 seconds; server health
-    of wrapped providers is tracked per server by ``EndpointSet`` instead.
-    """
-
-    def __init__(self, inner: Cooldowns, providers: set[str]) -> None:
-        super().__init__()
-        self.inner = inner
-        self.providers = providers
-
-    def _mine(self, key: str) -> bool:
-        return key.partition("/")[0] in self.providers
-
-    def remaining(self, key: str) -> float:
-        return 0.0 if self._mine(key) else self.inner.remaining(key)
-
-    def failed(self, key: str) -> float:
-        return 0.0 if self._mine(key) else self.inner.failed(key)
-
-    def succeeded(self, key: str) -> None:
-        self.inner.succeeded(key)
-
-    def snapshot(self) -> dict[str, float]:
-        return self.inner.snapshot()
 
 
 class Batch:
@@ -275,6 +168,8 @@ class Batch:
 
     async def _results(self) -> AsyncIterator[ItemResult]:
         job = make_job(self.spec.task, self.spec.options)
+        output = self.spec.output
+        check_paths(self.spec.items, output)
         inputs = await asyncio.to_thread(
             read_input,
             self.spec.items,
@@ -282,6 +177,7 @@ class Batch:
             id_field=self.spec.id_field,
             text_field=self.spec.text_field,
             need_text=job.needs_text,
+            exclude=(output,) if output is not None else (),
         )
         self.problems = inputs.problems
         self.tally.total = len(inputs.items)
@@ -306,6 +202,7 @@ class Batch:
 
     async def _execute(self, job: Job, todo: list[Item]) -> AsyncIterator[ItemResult]:
         from offload.batch.cache import ResultCache
+        from offload.batch.servers import FleetCooldowns
         from offload.offloader import Offloader
         from offload.tasks.runner import TaskRunner
 
@@ -321,7 +218,7 @@ class Batch:
             settings = runner.settings_for(job.name, **{**job.defaults, **self.spec.settings})
             chain = self._chain(router, runner, job, settings)
             self.fleet = await self._prepare(router, chain, job, todo)
-            router.cooldowns = _FleetCooldowns(saved_cooldowns, set(self.fleet.sets))
+            router.cooldowns = FleetCooldowns(saved_cooldowns, set(self.fleet.sets))
             if cache.broken:
                 self.note(f"offload: {cache.broken}")
             run = _Run(job, runner, settings, cache, self._fingerprint(job, chain, settings, router))
@@ -368,7 +265,7 @@ class Batch:
             chain,
             base_urls=self.spec.base_urls,
             concurrency=self.spec.concurrency,
-            need=_typical_need(job, todo),
+            need=typical_need(job, todo),
         )
         for note in fleet.notes:
             self.note(f"offload: {note}")
@@ -509,19 +406,3 @@ class Batch:
         if self._results_queue is not None:
             self._results_queue.put_nowait(done)
         return done
-
-
-def _typical_need(job: Job, todo: list[Item]) -> Any:
-    """The median request size of the first items, for choosing an ``auto`` model."""
-    from offload.selection import Need
-    from offload.tokens import DEFAULT_MAX_OUTPUT
-
-    needs: list[Need] = []
-    for item in todo[:32]:
-        with contextlib.suppress(OffloadError):
-            spec = job.spec(item)
-            needs.append(Need.of(spec.request(), spec.max_output_tokens or DEFAULT_MAX_OUTPUT))
-    if not needs:
-        return None
-    needs.sort(key=lambda n: n.tokens)
-    return needs[len(needs) // 2]

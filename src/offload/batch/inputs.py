@@ -99,8 +99,12 @@ def read_input(
     id_field: str | None = None,
     text_field: str = "text",
     need_text: bool = True,
+    exclude: Iterable[str | os.PathLike[str]] = (),
 ) -> InputSet:
-    """Read every item of ``source`` (a path, ``-`` for stdin JSONL, or an iterable)."""
+    """Read every item of ``source`` (a path, ``-`` for stdin JSONL, or an iterable).
+
+    ``exclude`` names files a directory walk skips (the output file, when it lies inside).
+    """
     reader = _Reader(id_field, text_field, need_text)
     if isinstance(source, str | os.PathLike):
         name = os.fspath(source)
@@ -113,7 +117,8 @@ def read_input(
         if kind == "dir":
             if not path.is_dir():
                 raise InputError(f"{path} is not a directory")
-            return reader.finish(_directory(reader, path), str(path))
+            skip = {Path(p).expanduser().resolve() for p in exclude}
+            return reader.finish(_directory(reader, path, skip), str(path))
         if kind in ("csv", "tsv"):
             return reader.finish(_csv(reader, path, "\t" if kind == "tsv" else ","), str(path))
         try:
@@ -240,11 +245,13 @@ def _csv(reader: _Reader, path: Path, delimiter: str) -> Iterator[None]:
             yield
 
 
-def _directory(reader: _Reader, root: Path) -> Iterator[None]:
+def _directory(reader: _Reader, root: Path, skip: set[Path]) -> Iterator[None]:
     files = sorted(
         p
         for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.resolve() not in skip
     )
     for index, path in enumerate(files, 1):
         rel = path.relative_to(root).as_posix()
@@ -268,3 +275,12 @@ def _memory(reader: _Reader, values: Iterable[Any]) -> Iterator[None]:
         else:
             reader.problem(number, f"expected a string or a mapping, got {type(value).__name__}", "item")
         yield
+
+
+def check_paths(items: object, output: str | os.PathLike[str] | None) -> None:
+    """The output must not be the input file itself."""
+    if output is None or not isinstance(items, str | os.PathLike) or os.fspath(items) == "-":
+        return
+    source, target = Path(items).expanduser(), Path(output).expanduser()
+    if source.is_file() and target.exists() and source.resolve() == target.resolve():
+        raise InputError(f"the output {target} is the input file", remedy="write the results to another file")

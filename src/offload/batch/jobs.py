@@ -11,15 +11,19 @@ other tasks reject such an item with a clear context-overflow error on its line.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from offload.batch.inputs import Item
-from offload.errors import InputError
+from offload.errors import InputError, OffloadError
 from offload.tasks.runner import RunSettings, TaskResult, TaskRunner
 from offload.tasks.spec import TaskSpec
+
+if TYPE_CHECKING:
+    from offload.selection import Need
 
 VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILTIN = ("summarize", "extract", "classify", "rewrite", "review", "brainstorm", "translate")
@@ -240,3 +244,19 @@ def _template(name: str, o: Mapping[str, Any]) -> Job:
         defaults={k: v for k, v in defaults.items() if v is not None},
         probe_fields=dict.fromkeys(template.variables, "x"),
     )
+
+
+def typical_need(job: Job, todo: list[Item]) -> Need | None:
+    """The median request size of the first items, for choosing an ``auto`` model."""
+    from offload.selection import Need
+    from offload.tokens import DEFAULT_MAX_OUTPUT
+
+    needs: list[Need] = []
+    for item in todo[:32]:
+        with contextlib.suppress(OffloadError):
+            spec = job.spec(item)
+            needs.append(Need.of(spec.request(), spec.max_output_tokens or DEFAULT_MAX_OUTPUT))
+    if not needs:
+        return None
+    needs.sort(key=lambda n: n.tokens)
+    return needs[len(needs) // 2]

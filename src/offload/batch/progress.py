@@ -231,7 +231,7 @@ def summary_lines(
     lines.append(state + (f" ({', '.join(extras)})" if extras else ""))
     if t.all_failed:
         kinds = ", ".join(f"{k} {n}" for k, n in t.errors.most_common())
-        parts = [f"{t.failed} this run" + (f" ({kinds})" if kinds else "")]
+        parts = [f"{t.failed} this run" + (f" ({kinds})" if kinds else "")] if t.failed else []
         if t.earlier_failed:
             parts.append(f"{t.earlier_failed} in earlier runs (rerun with --retry-failed)")
         if t.malformed:

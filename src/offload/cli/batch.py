@@ -20,8 +20,9 @@ import click
 from offload.cli._app import cli, current_config, note
 
 if TYPE_CHECKING:
-    from offload.batch.engine import Batch, ItemResult
+    from offload.batch.engine import Batch
     from offload.batch.progress import ProgressBar
+    from offload.batch.rows import ItemResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 SHOWN_FAILURES = 10
@@ -253,6 +254,8 @@ def server_lines(batch: Batch) -> list[str]:
         return []
     lines = []
     for pid, ep in fleet.endpoints():
+        if fleet.sets[pid] is not fleet.primary and not (ep.served or ep.failed):
+            continue  # an unused fallback
         model = fleet.pinned.get(pid)
         state = ""
         if ep.excluded:

@@ -351,3 +351,16 @@ def test_version_and_exit_codes_in_help() -> None:
     assert offload("--version").out.strip() == f"offload, version {__version__}"
     help_text = offload("--help").out
     assert "Exit codes:" in help_text and "6  context overflow" in help_text
+
+
+def test_conversations_listing_and_forget(fake: tuple[LMStudioFake, dict[str, str]]) -> None:
+    _, env = fake
+    assert ask(env, "hello", "-c", "notes").code == 0
+    listed = offload("conversations", "--json").json()["conversations"]
+    assert [(c["name"], c["turns"], c["model"]) for c in listed] == [
+        ("notes", 1, "lmstudio/google/gemma-3-1b")
+    ]
+    assert "notes" in offload("conversations").out
+    gone = offload("conversations", "--forget", "notes")
+    assert "forgot notes" in gone.err
+    assert offload("conversations", "--json").json()["conversations"] == []

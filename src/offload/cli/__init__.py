@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from offload.cli import ask, config_cmd, doctor, models, stats, tasks  # noqa: F401  (registers commands)
+from offload.cli import (  # noqa: F401  (registers commands)
+    ask,
+    config_cmd,
+    conversations,
+    doctor,
+    models,
+    stats,
+    tasks,
+)
 from offload.cli._app import cli
 
 

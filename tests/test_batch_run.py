@@ -79,6 +79,7 @@ async def test_every_item_once_on_every_slot(lms: tuple[LMStudioFake, str], tmp_
     endpoint = run.fleet.sets["lmstudio"].endpoints[0]
     assert (endpoint.limit, endpoint.source, endpoint.served) == (4, "LM Studio parallel", 40)
     assert run.tally.done == 40 and run.tally.failed == 0
+    assert fake.response_ids() == []  # nothing stored server-side (store=False)
 
 
 async def test_rerun_skips_written_ids_and_the_cache_answers_identical_items(
@@ -206,12 +207,30 @@ async def test_no_server_stops_the_run_without_writing_anything(tmp_path: Path) 
         lms_config(f"http://127.0.0.1:{closed_port()}"), state_dir=tmp_path, retry=RetryPolicy(attempts=1)
     )
     async with off:
-        run = offload.batch("summarize", items(30), output=out, offloader=off)
+        run = offload.batch("summarize", items(30), output=out, offloader=off, patience=0)
         with pytest.raises(Unreachable, match=r"connection refused|not answering"):
             async for _ in run:
                 pass
     assert out.read_bytes() == b""
     assert run.aborted is not None and run.tally.done == 0
+
+
+async def test_a_server_outage_shorter_than_the_patience_costs_no_item(
+    lms: tuple[LMStudioFake, str], tmp_path: Path
+) -> None:
+    fake, url = lms
+    out = tmp_path / "out.jsonl"
+    run = offload.batch("summarize", items(20), output=out, config=lms_config(url))
+    seen = 0
+    async for result in run:
+        assert result.ok, result.row
+        seen += 1
+        if seen == 3:
+            fake.fail_next("drop", count=5)  # every request for a while is cut off
+    rows = read_rows(out)
+    assert sorted(r["id"] for r in rows) == sorted(f"i{k}" for k in range(20)) and run.aborted is None
+    assert fake.pending_faults() == []
+    assert run.fleet is not None and run.fleet.sets["lmstudio"].endpoints[0].lost >= 1
 
 
 async def test_empty_input_contacts_no_server(tmp_path: Path) -> None:
@@ -345,11 +364,12 @@ def openai_config(url: str) -> Config:
 async def test_llama_cpp_slots_endpoint_sets_the_concurrency() -> None:
     server = SlotServer(3, 0.01, expose=True)
     with serve(server.app) as running:
-        run = offload.batch("summarize", items(30), config=openai_config(running.url), gate="off")
+        cfg = openai_config(f"http://127.0.0.1:{closed_port()}")
+        run = offload.batch("summarize", items(30), config=cfg, base_urls=[running.url], gate="off")
         assert len([r async for r in run]) == 30
     assert run.fleet is not None
     ep = run.fleet.sets["llama"].endpoints[0]
-    assert (ep.limit, ep.source) == (3, "llama.cpp /slots")
+    assert (ep.url, ep.limit, ep.source) == (f"{running.url}/v1", 3, "llama.cpp /slots")
     assert server.max_in_flight == 4  # three slots busy, one request standing by
 
 

@@ -29,6 +29,8 @@ class Server:
         self.calls = 0
         self.release = asyncio.Event()
         self.fail: Exception | None = None
+        self.cut: Exception | None = None
+        """Raised by requests already in flight when they are released (a connection cut)."""
 
     @property
     def address(self) -> str:
@@ -47,6 +49,8 @@ class Server:
             await self.release.wait()
         finally:
             self.in_flight -= 1
+        if self.cut is not None:
+            raise self.cut
         return ChatResult(f"from {self.name}", model=request.model or "")
 
     def stream_chat(self, request: ChatRequest) -> object:
@@ -192,3 +196,43 @@ def test_offload_batch_is_callable_and_returns_a_batch() -> None:
     assert isinstance(run, Batch)
     assert run.spec.options == {"length": "sentence"} and run.spec.settings == {"gate": "off"}
     assert offload.batch.batch is not None and run.spec.items == ["text"]
+
+
+async def test_after_a_back_off_one_request_proves_the_server_is_back() -> None:
+    now = [0.0]
+    a = Server("a")
+    a.fail = Unreachable("refused", refused=True)
+    eps = endpoints((a, 4), clock=now)
+    ep = eps.endpoints[0]
+    with pytest.raises(Unreachable):
+        await eps.chat(REQUEST)
+    assert (ep.downs, ep.down_until) == (1, 1.0) and eps.capacity() == 1
+    now[0] = 1.0
+    a.fail = None
+    probes = [asyncio.create_task(eps.chat(REQUEST)) for _ in range(3)]
+    await settle()
+    assert a.in_flight == 1  # half-open: one request until one succeeds
+    a.release.set()
+    await asyncio.gather(*probes)
+    assert ep.downs == 0 and eps.capacity() == 4 and a.calls == 4
+
+
+async def test_requests_lost_in_one_outage_do_not_lengthen_the_back_off() -> None:
+    now = [0.0]
+    a, b = Server("a"), Server("b")
+    eps = endpoints((a, 4), (b, 1), clock=now)
+    stuck = [asyncio.create_task(eps.chat(REQUEST)) for _ in range(3)]
+    await settle()
+    assert a.in_flight == 3
+    now[0] = 0.5
+    a.fail = Unreachable("refused", refused=True)
+    b.release.set()
+    assert (await eps.chat(REQUEST)).content == "from b"  # refused on a, answered by b
+    ep = eps.endpoints[0]
+    assert (ep.downs, ep.down_until) == (1, 1.5)
+    a.cut = Unreachable("reset by peer")  # the three in flight on a are cut off
+    a.release.set()
+    results = await asyncio.gather(*stuck)
+    # sent before a was set aside: lost and resent to b, and the back-off stays 1 s
+    assert [r.content for r in results] == ["from b"] * 3
+    assert ep.lost == 3 and (ep.downs, ep.down_until) == (1, 1.5)

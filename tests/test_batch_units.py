@@ -171,6 +171,16 @@ def test_garbage_and_repeats_in_the_middle_are_repaired_atomically(tmp_path: Pat
     assert not list(tmp_path.glob(".r.jsonl.*"))
 
 
+def test_a_rewrite_cut_short_leaves_no_stray_file_after_the_next_open(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b'{"id":"a","error":null}\n')
+    (tmp_path / ".r.jsonl.4242.tmp").write_bytes(b'{"id":"a"')
+    log = OutputLog(path)
+    assert log.open().done == {"a"}
+    log.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]
+
+
 def test_retry_failed_drops_error_lines(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     first = OutputLog(path)

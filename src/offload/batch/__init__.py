@@ -68,6 +68,7 @@ def batch(
     cache: bool = True,
     cache_path: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
+    patience: float = 30.0,
     notify: Callable[[str], None] | None = None,
     **options: Any,
 ) -> Batch:
@@ -76,7 +77,8 @@ def batch(
     ``concurrency`` is requests in flight per server (default: the server's slot count, else
     probed); ``base_urls`` are several servers for LM Studio (or the chain's local provider);
     ``cache=False`` recomputes every item (fresh results still refresh the cache);
-    ``retry_failed`` runs again the ids whose line in ``output`` carries an error.
+    ``retry_failed`` runs again the ids whose line in ``output`` carries an error;
+    ``patience`` is how long servers may fail with no item finishing before the run stops.
     """
     settings = {k: v for k, v in options.items() if k in SETTINGS}
     task_options = {k: v for k, v in options.items() if k not in SETTINGS}
@@ -94,6 +96,7 @@ def batch(
         cache=cache,
         cache_path=Path(cache_path) if cache_path is not None else None,
         retry_failed=retry_failed,
+        patience=patience,
     )
     return Batch(spec, offloader=offloader, config=config, notify=notify)
 

@@ -11,8 +11,9 @@ to do) and the per-item lifecycle:
 
 Item failures (a gate that never passed, a context overflow, a server error on that input)
 are written with their error and the run goes on. Failures of the environment (nothing
-answering, auth, no such model) are never written: the item waits and runs again, and when
-they persist the run stops with that error — a rerun resumes where it stopped. ``interrupt()``
+answering, auth, no such model) are never written: the item waits (2, 4, 8, 10 s…) and runs
+again; when they persist — such failures keep coming and no item finished for ``patience``
+seconds — the run stops with that error, and a rerun resumes where it stopped. ``interrupt()``
 (the CLI's Ctrl-C) stops dispatching and cancels the items in flight; none of them is written.
 """
 
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
     from offload.tasks.runner import RunSettings, TaskResult, TaskRunner
 
 RETRY_LATER = 2.0
-MAX_REQUEUES = 3
+RETRY_LATER_CAP = 10.0
+STALL_STREAK = 3
 NOTICES = 8
 
 
@@ -67,6 +69,8 @@ class BatchSpec:
     retry_failed: bool = False
     api_token: str | None = None
     timeout: float | None = None
+    patience: float = 30.0
+    """Seconds without a finished item after which persistent server failures stop the run."""
 
 
 @dataclass
@@ -115,6 +119,7 @@ class Batch:
         self._stopping = False
         self._pending: set[asyncio.Task[ItemResult | _Deferred]] = set()
         self._env_streak = 0
+        self._progress = time.monotonic()
         self._notices = 0
         self._iterator: AsyncIterator[ItemResult] | None = None
         self._results_queue: asyncio.Queue[ItemResult | None] | None = None
@@ -224,7 +229,7 @@ class Batch:
             run = _Run(job, runner, settings, cache, self._fingerprint(job, chain, settings, router))
             if self._on_ready is not None:
                 self._on_ready(self)
-            self.tally.started = time.monotonic()
+            self.tally.started = self._progress = time.monotonic()
             results: asyncio.Queue[ItemResult | None] = asyncio.Queue()
             self._results_queue = results
             dispatcher = asyncio.create_task(self._dispatch(run, deque(todo), results))
@@ -326,7 +331,7 @@ class Batch:
                 if not self._pending and (self._stopping or not later):
                     return
                 if not self._pending:
-                    await asyncio.sleep(max(0.0, later[0][0] - now))
+                    await asyncio.sleep(min(0.25, max(0.0, later[0][0] - now)))
                     continue
                 done, _ = await asyncio.wait(self._pending, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
@@ -350,13 +355,14 @@ class Batch:
         self._env_streak += 1
         key = outcome.item.key
         requeued[key] = requeued.get(key, 0) + 1
-        limit = max(8, 2 * (self.fleet.capacity() if self.fleet else 1))
-        if requeued[key] > MAX_REQUEUES or self._env_streak >= limit:
+        stalled = time.monotonic() - self._progress >= self.spec.patience
+        if self._env_streak >= STALL_STREAK and stalled:
             if self.aborted is None:
                 self.aborted = outcome.error
                 self._stopping = True
             return
-        later.append((now + RETRY_LATER * 2 ** (requeued[key] - 1), outcome.item))
+        wait = min(RETRY_LATER_CAP, RETRY_LATER * 2 ** (requeued[key] - 1))
+        later.append((now + wait, outcome.item))
         later.sort(key=lambda pair: pair[0])
 
     async def _one(self, run: _Run, item: Item) -> ItemResult | _Deferred:
@@ -402,6 +408,7 @@ class Batch:
             self.output.append(row)
         self.tally.add(row)
         self._env_streak = 0
+        self._progress = time.monotonic()
         done = ItemResult(item.id, row, result, error)
         if self._results_queue is not None:
             self._results_queue.put_nowait(done)

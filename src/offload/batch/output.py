@@ -96,6 +96,9 @@ class OutputLog:
             raise InputError(f"cannot open the output {self.path}: {exc.strerror or exc}") from exc
         self._lock(fd)
         self._fd = fd
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # a rewrite cut short by a kill
+            with contextlib.suppress(OSError):
+                stale.unlink()
         resume, keep, rewrite = self._scan(fd)
         if rewrite:
             self._rewrite(keep)

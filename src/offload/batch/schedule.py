@@ -11,10 +11,15 @@ provider and spreads its requests over that provider's servers (``--base-url`` r
   server's own queue, already parsed, and starts the instant a slot frees — the
   client's turnaround (read the answer, send the next request) then never leaves a slot idle;
 * a server that stops answering (refused, reset, dropped mid-request) is set aside with a
-  growing back-off and the request is sent again to another server at once; only when no
-  server is left does the error reach the router, which retries or fails over as usual;
+  growing back-off (1, 2, 4… up to 10 s) and the request is sent again to another server at
+  once; only when no server is left does the error reach the router, which retries or fails
+  over as usual. After a back-off the server gets one request; its full slots come back with
+  the first success (a circuit breaker's half-open state), so a still-dead server costs one
+  failed request per back-off, not a burst;
 * the model an ``auto`` candidate resolved to at warm-up is pinned: ``models()`` lists only
-  it, so every item runs on the same, already loaded model (no JIT reload thrash).
+  it, so every item runs on the same, already loaded model (no JIT reload thrash);
+* batch requests never continue a server-side thread, so they are sent with ``store=False``:
+  thousands of items leave no stored responses behind on LM Studio.
 
 Which server answered is recorded in the item's ``Served`` (a context variable), for the
 output line and the summary.
@@ -27,15 +32,17 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from offload.errors import ProviderError, Unreachable
 from offload.providers.base import Provider
 from offload.types import ChatRequest, ChatResult, ModelInfo, StreamEvent
 
 BACKOFF_FIRST = 1.0
-BACKOFF_CAP = 30.0
+BACKOFF_CAP = 10.0
 MODELS_TTL = 30.0
+RECHECK = 1.0
+"""Longest a waiting request sleeps before looking at the servers again (a safety net)."""
 
 
 @dataclass
@@ -116,6 +123,8 @@ class Endpoint:
     streak: int = 0
     down_until: float = 0.0
     downs: int = 0
+    marked_at: float = -1.0
+    """When it was last set aside; requests already in flight then are not a new outage."""
     excluded: str | None = None
     """Why this server takes no work at all (e.g. it lacks the pinned model)."""
     last_error: str | None = None
@@ -123,6 +132,10 @@ class Endpoint:
     def live(self, now: float) -> bool:
         """True when the server may take requests now."""
         return self.excluded is None and now >= self.down_until
+
+    def room(self) -> int:
+        """Requests it may hold: its slots (plus standby), or one while it proves it is back."""
+        return 1 if self.downs else self.limit + self.standby
 
 
 class EndpointSet:
@@ -156,7 +169,7 @@ class EndpointSet:
     def capacity(self) -> int:
         """Requests that may be in flight now over all live servers (at least 1)."""
         now = self._clock()
-        return max(1, sum(e.limit + e.standby for e in self.endpoints if e.live(now)))
+        return max(1, sum(e.room() for e in self.endpoints if e.live(now)))
 
     # --- slots --------------------------------------------------------------------------------
 
@@ -165,7 +178,7 @@ class EndpointSet:
         now = self._clock()
         best: Endpoint | None = None
         for ep in self.endpoints:
-            if not ep.live(now) or ep.in_flight >= ep.limit + ep.standby:
+            if not ep.live(now) or ep.in_flight >= ep.room():
                 continue
             if (
                 best is None
@@ -189,13 +202,11 @@ class EndpointSet:
                 raise self._all_down()
             now = self._clock()
             revive = [e.down_until for e in self.endpoints if e.excluded is None and e.down_until > now]
+            timeout = min([RECHECK, *(t - now for t in revive)])
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(future)
             try:
-                if revive:
-                    await asyncio.wait_for(asyncio.shield(future), min(revive) - now)
-                else:
-                    await future
+                await asyncio.wait_for(asyncio.shield(future), max(timeout, 0.0))
             except TimeoutError:
                 pass
             finally:
@@ -238,21 +249,24 @@ class EndpointSet:
 
     # --- health -------------------------------------------------------------------------------
 
-    def _failed(self, ep: Endpoint, exc: Unreachable) -> None:
+    def _failed(self, ep: Endpoint, exc: Unreachable, started: float | None = None) -> None:
         ep.failed += 1
         ep.streak += 1
         if not exc.refused:
             ep.lost += 1
+        ep.last_error = exc.short()
+        if started is not None and started <= ep.marked_at:
+            return  # sent before the outage was noticed: the same outage, no longer back-off
         if exc.refused or ep.streak >= 2:
             self.mark_down(ep, exc)
-        else:
-            ep.last_error = exc.short()
 
     def mark_down(self, ep: Endpoint, exc: ProviderError) -> None:
         """Set a server aside for a back-off that doubles with each consecutive outage."""
         ep.last_error = exc.short()
         ep.downs += 1
-        ep.down_until = self._clock() + min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (ep.downs - 1))
+        ep.marked_at = self._clock()
+        ep.down_until = ep.marked_at + min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (ep.downs - 1))
+        self._wake(len(self._waiters))  # waiters re-decide: another server, or wait for this one
         if self._on_change is not None:
             self._on_change()
 
@@ -261,6 +275,7 @@ class EndpointSet:
         ep.streak = 0
         if ep.downs and ep.down_until <= self._clock():
             ep.downs = 0
+            self._wake(ep.limit + ep.standby)
         probe = ep.probe
         if probe is not None and epoch is not None:
             level = probe.finished(epoch, self._clock())
@@ -290,16 +305,19 @@ class EndpointSet:
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         """Answer on the server with the most free slots; move to another when one dies."""
+        if request.store and request.previous_response_id is None:
+            request = replace(request, store=False)
         avoid: Endpoint | None = None
         attempts = 0
         while True:
             ep = await self._acquire(avoid)
             epoch = ep.probe.epoch if ep.probe is not None else None
+            started = self._clock()
             try:
                 result = await ep.provider.chat(request)
             except Unreachable as exc:
                 self._release(ep)
-                self._failed(ep, exc)
+                self._failed(ep, exc, started)
                 attempts += 1
                 if attempts > 2 * len(self.endpoints) or not self._any_live():
                     raise
@@ -317,6 +335,8 @@ class EndpointSet:
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """A streamed answer on one server (no failover once it started)."""
+        if request.store and request.previous_response_id is None:
+            request = replace(request, store=False)
         ep = await self._acquire()
         try:
             async for event in ep.provider.stream_chat(request):

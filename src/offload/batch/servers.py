@@ -142,11 +142,21 @@ def _endpoint_set(
             on_change=on_change,
         )
     options = replace(router.pool.options, overrides={})
+    if urls and cfg.api.startswith("openai-"):
+        chosen = [_with_v1(u) for u in chosen]
     endpoints = []
     for url in chosen:
         provider = build_provider(replace(cfg, base_url=url), options)
         endpoints.append(Endpoint(provider.address, provider, DEFAULT_SLOTS))
     return EndpointSet(cfg.id, endpoints, local=cfg.local, on_change=on_change)
+
+
+def _with_v1(url: str) -> str:
+    """``http://host:8080`` → ``http://host:8080/v1`` (OpenAI-style base URLs carry the version)."""
+    from urllib.parse import urlsplit
+
+    clean = url.rstrip("/")
+    return clean + "/v1" if urlsplit(clean).path in ("", "/") else clean
 
 
 # --- warm-up and model pinning -------------------------------------------------------------------
@@ -174,7 +184,7 @@ async def _warm(fleet: Fleet, eps: EndpointSet, cand: Candidate, need: Need, pre
             return
     fleet.pinned[pid] = key
     request = ChatRequest.from_prompt(
-        WARM_PROMPT, max_output_tokens=8, temperature=0.0, context_length=context
+        WARM_PROMPT, max_output_tokens=8, temperature=0.0, context_length=context, store=False
     )
     results = await asyncio.gather(*(_warm_one(eps, ep, request.with_model(key)) for ep in eps.endpoints))
     for ep, problem in zip(eps.endpoints, results, strict=True):

@@ -37,6 +37,11 @@ FIELDS_HELP = "String options may use {field} placeholders filled from each item
 def batch_group() -> None:
     """Run a task over many items: INPUT is JSONL, CSV/TSV or a directory; OUTPUT is JSONL.
 
+    \b
+      offload batch summarize items.jsonl -o out.jsonl --length sentence
+      offload batch translate docs/ -o de.jsonl --to German
+      offload batch ask rows.csv -o out.jsonl --prompt "Title for: {text}"
+
     Each output line holds the item's id, output, model, tokens and error (null when it
     succeeded). Rerunning the same command skips ids already in OUTPUT, so an interrupted or
     killed run resumes where it stopped. Exit code 13 when some items failed.
@@ -283,7 +288,7 @@ def read_schema(path: str | None) -> Any:
 @click.option("--focus", help="What the summaries should concentrate on. " + FIELDS_HELP)
 @batch_options
 def summarize_cmd(length: str, focus: str | None, **opts: Any) -> None:
-    """Summarize every item (items beyond the context are split, never cut)."""
+    """Summarize every item (long items are split, never cut)."""
     execute("summarize", {"length": length, "focus": focus}, opts)
 
 
@@ -294,7 +299,7 @@ def summarize_cmd(length: str, focus: str | None, **opts: Any) -> None:
 @click.option("--fields", help="Field list instead of a schema, e.g. 'name, age int, tags list'.")
 @batch_options
 def extract_cmd(schema_path: str | None, fields: str | None, **opts: Any) -> None:
-    """Extract JSON that validates against a schema from every item."""
+    """Extract schema-valid JSON from every item."""
     execute("extract", {"schema": read_schema(schema_path), "fields": fields}, opts)
 
 
@@ -313,7 +318,7 @@ def classify_cmd(
     instructions: str | None,
     **opts: Any,
 ) -> None:
-    """Classify every item into one (or several) of the labels."""
+    """Classify every item with the given labels."""
     from offload.cli.tasks import read_labels
 
     chosen = read_labels(labels, labels_file)
@@ -367,7 +372,10 @@ def translate_cmd(target: str, source_language: str | None, **opts: Any) -> None
 )
 @batch_options
 def run_cmd(name: str, variables: tuple[str, ...], **opts: Any) -> None:
-    """Run the user task NAME (<config dir>/tasks/NAME.json5) on every item; fields fill its variables."""
+    """The user task NAME on every item; fields fill its variables.
+
+    NAME is a template in <config dir>/tasks/NAME.json5.
+    """
     from offload.batch.jobs import BUILTIN
 
     if name in BUILTIN or name == "ask":
@@ -404,7 +412,7 @@ def ask_cmd(
     schema_path: str | None,
     **opts: Any,
 ) -> None:
-    """Send a raw prompt template for every item (no task-specific checks)."""
+    """A raw prompt template for every item: {text}, {id}, any field."""
     execute(
         "ask",
         {

@@ -1,6 +1,7 @@
 """Batch throughput against a real llama-server with continuous batching (``--parallel 8``).
 
-Compares, in interleaved rounds within one run (speeds drift on shared machines):
+Compares, in interleaved rounds within one run (speeds drift on shared machines; the order
+of the cases rotates from round to round):
 
 * one request at a time (the seed's way) — plain httpx, sequential;
 * hand-tuned concurrency — plain httpx with C requests in flight, for several C;
@@ -173,10 +174,17 @@ def main() -> int:
             print(f"llama-server --parallel {SLOTS}, {model.name}, {OUTPUT_TOKENS}-token outputs; tokens/s:")
             for r in range(args.rounds):
                 row: dict[str, float] = {}
-                row["1 at a time"] = asyncio.run(by_hand(url, prompts(args.sequential, f"s{r}"), 1))
-                for c in levels:
-                    row[f"C={c}"] = asyncio.run(by_hand(url, prompts(args.requests, f"c{c}r{r}"), c))
-                row["offload"], detected = asyncio.run(with_offload(url, prompts(args.requests, f"o{r}")))
+                cases = ["1 at a time", *(f"C={c}" for c in levels), "offload"]
+                shift = r % len(cases)  # rotate the order: no case always runs first or last
+                for case in cases[shift:] + cases[:shift]:
+                    if case == "1 at a time":
+                        row[case] = asyncio.run(by_hand(url, prompts(args.sequential, f"s{r}"), 1))
+                    elif case == "offload":
+                        row[case], detected = asyncio.run(with_offload(url, prompts(args.requests, f"o{r}")))
+                    else:
+                        c = int(case[2:])
+                        row[case] = asyncio.run(by_hand(url, prompts(args.requests, f"c{c}r{r}"), c))
+                row = {case: row[case] for case in cases}
                 for key, value in row.items():
                     results[key].append(value)
                 best = max(row[f"C={c}"] for c in levels)

@@ -7,9 +7,10 @@ provider and spreads its requests over that provider's servers (``--base-url`` r
 * each server (``Endpoint``) has a slot limit — its parallel slot count, or what ``Probe``
   finds by raising concurrency while throughput still grows; a request takes a slot on the
   server with the most free slots and waits (client side, FIFO) when every slot is busy;
-* a server that states its slot count also gets one ``standby`` request: it waits in the
-  server's own queue, already parsed, and starts the instant a slot frees — the
-  client's turnaround (read the answer, send the next request) then never leaves a slot idle;
+* a server that states its slot count also gets ``standby`` requests (half its slots, at
+  least one) waiting in its own queue, already parsed, so a slot restarts the instant it
+  frees instead of after the client's turnaround — and when equal-length answers finish
+  together, several slots restart together;
 * a server that stops answering (refused, reset, dropped mid-request) is set aside with a
   growing back-off (1, 2, 4… up to 10 s) and the request is sent again to another server at
   once; only when no server is left does the error reach the router, which retries or fails
@@ -111,7 +112,7 @@ class Endpoint:
     provider: Provider
     limit: int = 1
     standby: int = 0
-    """Requests beyond ``limit`` allowed to wait in the server's queue (0 or 1)."""
+    """Requests beyond ``limit`` allowed to wait in the server's own queue."""
     source: str = "default"
     """Where ``limit`` came from: the server's slot count, a probe, ``--concurrency``…"""
     probe: Probe | None = None

@@ -41,6 +41,7 @@ HTTP_LOCAL = ("lmstudio", "openai-completions", "openai-responses")
 DEFAULT_SLOTS = 4
 HOSTED_CONCURRENCY = 4
 WARM_PROMPT = "Reply with exactly: ok"
+IN_PROCESS = "in-process engine"
 
 
 @dataclass
@@ -109,7 +110,8 @@ async def prepare_fleet(
         )
     if concurrency is not None:
         for _, ep in fleet.endpoints():
-            ep.limit, ep.source, ep.probe, ep.standby = concurrency, "--concurrency", None, 0
+            if ep.source != IN_PROCESS:  # the in-process engine runs one generation at a time
+                ep.limit, ep.source, ep.probe, ep.standby = concurrency, "--concurrency", None, 0
     return fleet
 
 
@@ -127,7 +129,7 @@ def _endpoint_set(
     if cfg.api == "embedded":
         engine = router.pool.get(cfg.id)
         return EndpointSet(
-            cfg.id, [Endpoint("in-process", engine, limit=1, source="in-process engine")], on_change=on_change
+            cfg.id, [Endpoint("in-process", engine, limit=1, source=IN_PROCESS)], on_change=on_change
         )
     override = router.pool.options.overrides.get(cfg.id)
     chosen = list(
@@ -232,7 +234,8 @@ async def _limit(ep: Endpoint, cand: Candidate, key: str | None, *, probe: bool)
         return
     found = await _slots(ep, cand, key)
     if found is not None:
-        (ep.limit, ep.source), ep.standby = found, 1
+        (ep.limit, ep.source) = found
+        ep.standby = max(1, ep.limit // 2)
     elif probe:
         ep.probe = Probe()
         ep.limit, ep.source = ep.probe.level, "probing"

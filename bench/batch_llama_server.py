@@ -33,7 +33,7 @@ from pathlib import Path
 
 import httpx
 
-import offload.batch
+import offload
 from offload.config import parse_config
 
 CACHE = Path(os.environ.get("OFFLOAD_CACHE_DIR", Path.home() / ".cache" / "offload"))

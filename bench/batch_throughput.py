@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import offload.batch
+import offload
 from offload.config import parse_config
 
 TEXT = "The quarterly report shows steady growth in every region, led by new customers in the north. " * 3
@@ -80,7 +80,7 @@ def config(urls: list[str]) -> Any:
 
 async def run_batch(urls: list[str], n: int, tag: str, out: Path) -> tuple[float, int]:
     """(items/s from first dispatch to last result, items)."""
-    run = offload.batch.batch(
+    run = offload.batch(
         "summarize",
         items(n, tag),
         output=out / f"{tag}.jsonl",
@@ -111,7 +111,7 @@ async def scripted_overhead(n: int, out: Path) -> float:
     off = Offloader(cfg, state_dir=out)
     off.router.pool.put("local", ScriptedProvider("local", default="A short summary."))
     async with off:
-        run = offload.batch.batch(
+        run = offload.batch(
             "summarize",
             items(n, "scripted"),
             output=out / "scripted.jsonl",

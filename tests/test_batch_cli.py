@@ -11,7 +11,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +19,10 @@ import pytest
 
 from offload.testing import FakeTurn, LMStudioFake
 from offload.testing._lmstudio_text import default_responder
-from tests.e2e import Run, write_config
+from tests.e2e import OFFLOAD, Run, write_config
 
 # Until ``offload.cli`` imports the batch commands itself, register them before running the CLI.
-SHIM = "import offload.cli.batch; from offload.cli import main; main()"
-COMMAND = [sys.executable, "-c", SHIM]
+COMMAND = OFFLOAD
 TEXT = "The council approved the new cycling lanes after a long debate about parking. " * 3
 
 

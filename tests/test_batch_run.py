@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-import offload.batch
-from offload.batch.output import read_rows
+import offload
+from offload.batching.output import read_rows
 from offload.config import Config, parse_config
 from offload.errors import Unreachable
 from offload.offloader import Offloader

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import offload.batch
-from offload.batch.engine import Batch
-from offload.batch.inputs import check_paths, read_input
-from offload.batch.schedule import SERVED, Endpoint, EndpointSet, Served
+import offload
+from offload.batching.engine import Batch
+from offload.batching.inputs import check_paths, read_input
+from offload.batching.schedule import SERVED, Endpoint, EndpointSet, Served
 from offload.errors import InputError, Unreachable
 from offload.types import ChatRequest, ChatResult
 
@@ -195,7 +195,7 @@ def test_offload_batch_is_callable_and_returns_a_batch() -> None:
     run = offload.batch("summarize", ["text"], length="sentence", gate="off")
     assert isinstance(run, Batch)
     assert run.spec.options == {"length": "sentence"} and run.spec.settings == {"gate": "off"}
-    assert offload.batch.batch is not None and run.spec.items == ["text"]
+    assert offload.batching.batch is not None and run.spec.items == ["text"]
 
 
 async def test_after_a_back_off_one_request_proves_the_server_is_back() -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from offload.batch.cache import ResultCache, cache_key
-from offload.batch.inputs import Item, read_input
-from offload.batch.jobs import fingerprint, make_job, render
-from offload.batch.output import OutputLog, read_rows
-from offload.batch.progress import ProgressBar, Tally, summary_lines
-from offload.batch.schedule import Probe
+from offload.batching.cache import ResultCache, cache_key
+from offload.batching.inputs import Item, read_input
+from offload.batching.jobs import fingerprint, make_job, render
+from offload.batching.output import OutputLog, read_rows
+from offload.batching.progress import ProgressBar, Tally, summary_lines
+from offload.batching.schedule import Probe
 from offload.errors import InputError
 
 # --- inputs --------------------------------------------------------------------------------------

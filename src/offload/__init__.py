@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "AsyncLMStudio": "offload.client",
+    "batch": "offload.batching",
     "LMStudio": "offload.client",
     "ChatRequest": "offload.types",
     "ChatResult": "offload.types",
@@ -46,9 +47,11 @@ __all__ = [
     "TaskResult",
     "TextDelta",
     "__version__",
+    "batch",
 ]
 
 if TYPE_CHECKING:
+    from offload.batching import batch
     from offload.client import AsyncLMStudio, LMStudio
     from offload.errors import OffloadError
     from offload.offloader import Offloader

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from offload.cli import (  # noqa: F401  (registers commands)
     ask,
+    batch,
     config_cmd,
     conversations,
     doctor,

@@ -3,7 +3,7 @@
 Subcommands mirror the task commands (summarize, extract, classify, rewrite, review,
 brainstorm, translate, ``run NAME``) plus ``ask`` (a raw prompt template). Options shared by
 all say where items come from, where results go, and how hard to push the servers. The run
-itself is ``offload.batch``; this module parses options, draws progress on stderr, prints
+itself is ``offload.batching``; this module parses options, draws progress on stderr, prints
 the summary, and turns the outcome into an exit code: 0 all done, 13 some items failed,
 130 interrupted (the same command resumes), or the error's own code when the servers or
 account stopped the run. Only click is imported at module level (``offload --help`` stays fast).
@@ -20,9 +20,9 @@ import click
 from offload.cli._app import cli, current_config, note
 
 if TYPE_CHECKING:
-    from offload.batch.engine import Batch
-    from offload.batch.progress import ProgressBar
-    from offload.batch.rows import ItemResult
+    from offload.batching.engine import Batch
+    from offload.batching.progress import ProgressBar
+    from offload.batching.rows import ItemResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 SHOWN_FAILURES = 10
@@ -112,7 +112,7 @@ def batch_options(fn: F) -> F:
 
 def execute(task: str, task_options: dict[str, Any], opts: dict[str, Any]) -> None:
     """Run the batch with progress and summary; exit with the batch's code."""
-    from offload.batch.engine import BatchSpec
+    from offload.batching.engine import BatchSpec
     from offload.cli._app import run
 
     settings = {
@@ -161,7 +161,7 @@ class Screen:
         import asyncio
         import signal
 
-        from offload.batch.engine import Batch
+        from offload.batching.engine import Batch
         from offload.errors import OffloadError
 
         batch = Batch(spec, config=current_config(), notify=self.say, on_ready=self.ready)
@@ -196,7 +196,7 @@ class Screen:
         batch.interrupt()
 
     def ready(self, batch: Batch) -> None:
-        from offload.batch.progress import ProgressBar
+        from offload.batching.progress import ProgressBar
 
         for problem in batch.problems[:SHOWN_PROBLEMS]:
             self.say(f"offload: input {problem}")
@@ -221,7 +221,7 @@ class Screen:
     def finish(self, batch: Batch, error: Any) -> int:
         import signal
 
-        from offload.batch.progress import summary_lines
+        from offload.batching.progress import summary_lines
 
         interrupted = batch.interrupted
         stopped = None
@@ -376,7 +376,7 @@ def run_cmd(name: str, variables: tuple[str, ...], **opts: Any) -> None:
 
     NAME is a template in <config dir>/tasks/NAME.json5.
     """
-    from offload.batch.jobs import BUILTIN
+    from offload.batching.jobs import BUILTIN
 
     if name in BUILTIN or name == "ask":
         raise click.UsageError(f"{name} is a built-in task: use offload batch {name}")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from offload.batch.inputs import Item
+from offload.batching.inputs import Item
 from offload.errors import InputError, OffloadError
 from offload.tasks.runner import RunSettings, TaskResult, TaskRunner
 from offload.tasks.spec import TaskSpec

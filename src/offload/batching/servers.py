@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from offload.batch.schedule import Endpoint, EndpointSet, Probe
+from offload.batching.schedule import Endpoint, EndpointSet, Probe
 from offload.catalog import AUTO
 from offload.cooldown import Cooldowns
 from offload.errors import ModelNotFound, ProviderError, Unreachable

@@ -1,6 +1,6 @@
 """What one finished item looks like: its output line, its result object, and failure kinds.
 
-Owns ``ItemResult`` (what ``offload.batch`` yields), the output line shapes (``result_row``,
+Owns ``ItemResult`` (what ``offload.batching`` yields), the output line shapes (``result_row``,
 ``error_row``) and ``environmental``, the rule that separates an item's own failure (written
 with its error) from a failure of the servers or account (never written; the item runs again).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from offload.batch.inputs import Item, ItemId
+from offload.batching.inputs import Item, ItemId
 from offload.errors import AllCandidatesFailed, LocalOnlyRefused, OffloadError
 
 if TYPE_CHECKING:

@@ -2,14 +2,14 @@
 
 ::
 
-    import offload.batch
+    import offload
 
     async for r in offload.batch("summarize", "items.jsonl", output="out.jsonl", length="sentence"):
         print(r.id, r.ok, r.output)
 
     # or with explicit cleanup, and in-memory items:
-    async with offload.batch.batch("classify", ["crash on save", "add dark mode"],
-                                   labels=["bug", "feature"]) as run:
+    async with offload.batch("classify", ["crash on save", "add dark mode"],
+                             labels=["bug", "feature"]) as run:
         async for r in run:
             ...
 
@@ -25,16 +25,14 @@ rerun skips ids already there. See ``engine`` (the run), ``inputs``, ``output``,
 from __future__ import annotations
 
 import os
-import sys
-import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from offload.batch.engine import Batch, BatchSpec
-from offload.batch.inputs import Format, Item
-from offload.batch.progress import Tally
-from offload.batch.rows import ItemResult
+from offload.batching.engine import Batch, BatchSpec
+from offload.batching.inputs import Format, Item
+from offload.batching.progress import Tally
+from offload.batching.rows import ItemResult
 
 if TYPE_CHECKING:
     from offload.config import Config
@@ -100,14 +98,5 @@ def batch(
     )
     return Batch(spec, offloader=offloader, config=config, notify=notify)
 
-
-class _CallableModule(types.ModuleType):
-    """Lets ``offload.batch(...)`` work although ``offload.batch`` is this package."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Batch:
-        return batch(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["Batch", "BatchSpec", "Item", "ItemResult", "Tally", "batch"]

@@ -29,16 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from offload.batch.inputs import Format, InputProblem, Item, check_paths, read_input
-from offload.batch.jobs import Job, fingerprint, make_job, typical_need
-from offload.batch.output import OutputLog, Resume
-from offload.batch.progress import Tally
-from offload.batch.rows import ItemResult, environmental, error_row, result_row
+from offload.batching.inputs import Format, InputProblem, Item, check_paths, read_input
+from offload.batching.jobs import Job, fingerprint, make_job, typical_need
+from offload.batching.output import OutputLog, Resume
+from offload.batching.progress import Tally
+from offload.batching.rows import ItemResult, environmental, error_row, result_row
 from offload.errors import OffloadError
 
 if TYPE_CHECKING:
-    from offload.batch.cache import ResultCache
-    from offload.batch.servers import Fleet
+    from offload.batching.cache import ResultCache
+    from offload.batching.servers import Fleet
     from offload.config import Config
     from offload.offloader import Offloader
     from offload.router import Candidate, Router
@@ -206,8 +206,8 @@ class Batch:
             self.tally.ended = time.monotonic()
 
     async def _execute(self, job: Job, todo: list[Item]) -> AsyncIterator[ItemResult]:
-        from offload.batch.cache import ResultCache
-        from offload.batch.servers import FleetCooldowns
+        from offload.batching.cache import ResultCache
+        from offload.batching.servers import FleetCooldowns
         from offload.offloader import Offloader
         from offload.tasks.runner import TaskRunner
 
@@ -262,7 +262,7 @@ class Batch:
         return chain
 
     async def _prepare(self, router: Router, chain: list[Candidate], job: Job, todo: list[Item]) -> Fleet:
-        from offload.batch.servers import prepare_fleet
+        from offload.batching.servers import prepare_fleet
 
         self.note("offload: getting the servers ready…")
         fleet = await prepare_fleet(
@@ -366,8 +366,8 @@ class Batch:
         later.sort(key=lambda pair: pair[0])
 
     async def _one(self, run: _Run, item: Item) -> ItemResult | _Deferred:
-        from offload.batch.cache import cache_key
-        from offload.batch.schedule import SERVED, Served
+        from offload.batching.cache import cache_key
+        from offload.batching.schedule import SERVED, Served
 
         served = Served()
         SERVED.set(served)

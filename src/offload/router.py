@@ -230,21 +230,9 @@ class Router:
         walk: _Walk,
         opts: CallOptions,
     ) -> Routed:
-        seconds = self._clock() - started
+        seconds = self._record(cand, request, started, walk, opts, result=result)
         self.cooldowns.succeeded(cand.name)
         walk.attempts.append(Attempt(cand.name, "ok", seconds))
-        self._observe(
-            CallEvent(
-                cand,
-                request.model or cand.ref.model,
-                seconds,
-                result=result,
-                task=opts.task,
-                failover=walk.failed,
-                escalated=opts.escalated,
-                request=request,
-            )
-        )
         return Routed(result, cand, tuple(walk.attempts))
 
     def _failed(
@@ -256,30 +244,42 @@ class Router:
         walk: _Walk,
         opts: CallOptions,
     ) -> None:
-        seconds = self._clock() - started
+        seconds = self._record(cand, request, started, walk, opts, error=exc)
         walk.attempts.append(
             Attempt(cand.name, "failed", seconds, error=exc.short(), status=exc.status, address=exc.address)
         )
         if exc.kind not in NO_COOLDOWN:
             self.cooldowns.failed(cand.name)
-        self._observe(
-            CallEvent(
-                cand,
-                request.model or cand.ref.model,
-                seconds,
-                error=exc,
-                task=opts.task,
-                failover=walk.failed,
-                escalated=opts.escalated,
-                request=request,
-            )
-        )
         walk.errors.append(exc)
         walk.failed = True
 
-    def _observe(self, event: CallEvent) -> None:
+    def _record(
+        self,
+        cand: Candidate,
+        request: ChatRequest,
+        started: float,
+        walk: _Walk,
+        opts: CallOptions,
+        *,
+        result: ChatResult | None = None,
+        error: ProviderError | None = None,
+    ) -> float:
+        """Report one call to the observers; returns its duration."""
+        seconds = self._clock() - started
+        event = CallEvent(
+            cand,
+            request.model or cand.ref.model,
+            seconds,
+            result=result,
+            error=error,
+            task=opts.task,
+            failover=walk.failed,
+            escalated=opts.escalated,
+            request=request,
+        )
         for observer in self.observers:
             observer(event)
+        return seconds
 
     def _say(self, message: str) -> None:
         if self._notify is not None:

@@ -33,22 +33,11 @@ from offload.batching.engine import Batch, BatchSpec
 from offload.batching.inputs import Format, Item
 from offload.batching.progress import Tally
 from offload.batching.rows import ItemResult
+from offload.tasks import SETTINGS
 
 if TYPE_CHECKING:
     from offload.config import Config
     from offload.offloader import Offloader
-
-SETTINGS = (
-    "model",
-    "local_only",
-    "gate",
-    "on_fail",
-    "judge",
-    "judge_sample",
-    "judge_threshold",
-    "reasks",
-    "chain",
-)
 
 
 def batch(

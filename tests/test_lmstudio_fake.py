@@ -18,7 +18,8 @@ import jsonschema
 import pytest
 
 from offload.testing import FakeModel, FakeTurn, LMStudioFake, RunningServer
-from offload.testing._lmstudio_text import default_responder, fill_schema, split_pieces
+from offload.testing._lmstudio_text import default_responder, split_pieces
+from offload.testing._schema_fill import fill_schema
 
 RECORDED = Path(__file__).parent / "fixtures" / "lmstudio-recorded"
 GEMMA = "google/gemma-3-1b"

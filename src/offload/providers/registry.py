@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import httpx
 
@@ -46,6 +46,17 @@ class PoolOptions:
         return cls(models_dir=settings.models_dir, threads=settings.embedded_threads, **overrides)
 
 
+class _HttpOptions(TypedDict):
+    """The keyword arguments every HTTP provider takes from its config entry."""
+
+    name: str
+    local: bool
+    timeout: httpx.Timeout | None
+    transport: httpx.AsyncBaseTransport | None
+    log: RequestLog | None
+    headers: Mapping[str, str]
+
+
 def build_provider(cfg: ProviderConfig, options: PoolOptions | None = None) -> Provider:
     """A provider object for one config entry."""
     opts = options or PoolOptions()
@@ -54,47 +65,27 @@ def build_provider(cfg: ProviderConfig, options: PoolOptions | None = None) -> P
     key = opts.tokens.get(cfg.id) or cfg.api_key
     seconds = opts.timeout or cfg.timeout_seconds
     timeout = default_timeout(seconds) if seconds else None
+    http: _HttpOptions = {
+        "name": cfg.id,
+        "local": cfg.local,
+        "timeout": timeout,
+        "transport": opts.transport,
+        "log": opts.log,
+        "headers": cfg.headers,
+    }
     if cfg.api == "lmstudio":
         from offload.providers.lmstudio import LMStudioProvider
         from offload.settings import lmstudio_url
 
-        return LMStudioProvider(
-            lmstudio_url(cfg.base_url),
-            api_token=key,
-            name=cfg.id,
-            local=cfg.local,
-            timeout=timeout,
-            transport=opts.transport,
-            log=opts.log,
-            headers=cfg.headers,
-        )
+        return LMStudioProvider(lmstudio_url(cfg.base_url), api_token=key, **http)
     if cfg.api in ("openai-completions", "openai-responses"):
         from offload.providers.openai_compat import OpenAIProvider
 
-        return OpenAIProvider(
-            cfg.base_url,
-            api_key=key,
-            api=cfg.api,
-            name=cfg.id,
-            local=cfg.local,
-            timeout=timeout,
-            transport=opts.transport,
-            log=opts.log,
-            headers=cfg.headers,
-        )
+        return OpenAIProvider(cfg.base_url, api_key=key, api=cfg.api, **http)
     if cfg.api == "anthropic-messages":
         from offload.providers.anthropic import AnthropicProvider
 
-        return AnthropicProvider(
-            cfg.base_url,
-            api_key=key,
-            name=cfg.id,
-            local=cfg.local,
-            timeout=timeout,
-            transport=opts.transport,
-            log=opts.log,
-            headers=cfg.headers,
-        )
+        return AnthropicProvider(cfg.base_url, api_key=key, **http)
     if cfg.api == "embedded":
         from offload.providers.embedded import EmbeddedProvider
 

@@ -2,7 +2,7 @@
 
 No I/O. Tokens are counted at about four characters each; the default reply echoes the last
 user message; structured-output requests get a small value valid against their JSON schema
-(types, enums, consts, ``$ref``, ``anyOf``, bounds); ``max_tokens`` cuts the reply and turns
+(``offload.testing._schema_fill``); ``max_tokens`` cuts the reply and turns
 the finish into ``length``.
 """
 
@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from offload.testing._schema_fill import fill_schema
 
 
 def count_tokens(text: str) -> int:
@@ -73,83 +75,6 @@ def prompt_of(messages: Iterable[Any]) -> tuple[str, str, int]:
     return "\n".join(texts), last_user, images
 
 
-_FORMATS = {
-    "date": "2024-01-01",
-    "date-time": "2024-01-01T00:00:00Z",
-    "time": "00:00:00",
-    "email": "user@example.com",
-    "uri": "https://example.com",
-    "uuid": "00000000-0000-4000-8000-000000000000",
-}
-
-
-def schema_instance(schema: Any, root: Any = None, depth: int = 0) -> Any:
-    """A small value valid against ``schema`` (types, enums, consts, $ref, anyOf, bounds)."""
-    root = schema if root is None else root
-    if not isinstance(schema, Mapping) or depth > 12:
-        return None
-    if isinstance(schema.get("$ref"), str):
-        return schema_instance(_resolve(schema["$ref"], root), root, depth + 1)
-    if "const" in schema:
-        return schema["const"]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        options = schema.get(key)
-        if isinstance(options, list) and options:
-            usable = [o for o in options if not (isinstance(o, Mapping) and o.get("type") == "null")]
-            return schema_instance((usable or options)[0], root, depth + 1)
-    return _typed_instance(schema, _type_of(schema), root, depth)
-
-
-def _resolve(ref: str, root: Any) -> Any:
-    node = root
-    for part in ref.removeprefix("#/").split("/"):
-        node = node.get(part) if isinstance(node, Mapping) else None
-    return node
-
-
-def _type_of(schema: Mapping[str, Any]) -> str:
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if isinstance(kind, str):
-        return kind
-    return "object" if "properties" in schema else "array" if "items" in schema else "string"
-
-
-def _typed_instance(schema: Mapping[str, Any], kind: str, root: Any, depth: int) -> Any:
-    if kind == "object":
-        props = schema.get("properties") or {}
-        return {k: schema_instance(v, root, depth + 1) for k, v in props.items()}
-    if kind == "array":
-        count = max(int(schema.get("minItems") or 0), 1)
-        count = min(count, int(schema.get("maxItems", count)))
-        return [schema_instance(schema.get("items") or {}, root, depth + 1) for _ in range(count)]
-    if kind in ("integer", "number"):
-        return _number(schema, integer=kind == "integer")
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    return _string(schema)
-
-
-def _number(schema: Mapping[str, Any], *, integer: bool) -> int | float:
-    low = schema.get("minimum", schema.get("exclusiveMinimum"))
-    value: float = 0 if low is None else float(low) + (1 if "exclusiveMinimum" in schema else 0)
-    high = schema.get("maximum")
-    if high is not None and value > float(high):
-        value = float(high)
-    return math.ceil(value) if integer else value
-
-
-def _string(schema: Mapping[str, Any]) -> str:
-    text = _FORMATS.get(str(schema.get("format")), "example")
-    text = text.ljust(int(schema.get("minLength") or 0), "x")
-    return text[: int(schema["maxLength"])] if "maxLength" in schema else text
-
-
 @dataclass(frozen=True, slots=True)
 class Reply:
     """What a fake model says to one request, with its token counts."""
@@ -175,7 +100,7 @@ def plan_reply(
     if scripted is not None:
         text = scripted
     elif schema is not None:
-        text = json.dumps(schema_instance(schema))
+        text = json.dumps(fill_schema(schema, prompt.split()))
     else:
         text = default_reply(prompt)
     thought = fake_reasoning(prompt) if reasoning else ""

@@ -4,9 +4,10 @@ Subcommands mirror the task commands (summarize, extract, classify, rewrite, rev
 brainstorm, translate, ``run NAME``) plus ``ask`` (a raw prompt template). Options shared by
 all say where items come from, where results go, and how hard to push the servers. The run
 itself is ``offload.batching``; this module parses options and hands the run to
-``offload.cli._batch_screen``, which draws progress on stderr, prints the summary, and turns the outcome into an exit code: 0 all done, 13 some items failed,
-130 interrupted (the same command resumes), or the error's own code when the servers or
-account stopped the run. Only click is imported at module level (``offload --help`` stays fast).
+``offload.cli._batch_screen``, which draws progress on stderr, prints the summary and turns
+the outcome into an exit code: 0 all done, 13 some items failed, 130 interrupted (the same
+command resumes), or the error's own code when the servers or account stopped the run. Only
+click is imported at module level (``offload --help`` stays fast).
 """
 
 from __future__ import annotations

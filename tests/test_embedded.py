@@ -23,11 +23,9 @@ import jsonschema
 import pytest
 
 from offload.errors import ContextOverflow, EngineUnavailable, InvalidRequest, ModelNotFound, ProviderError
-from offload.providers import _embedded_engine as engine
-from offload.providers import _embedded_gguf as gguf
-from offload.providers._embedded_text import ThinkSplitter, chat_messages, split_think
 from offload.providers.base import ModelManager, Provider
-from offload.providers.embedded import EmbeddedProvider
+from offload.providers.embedded import EmbeddedProvider, engine, gguf
+from offload.providers.embedded.text import ThinkSplitter, chat_messages, split_think
 from offload.types import ChatRequest, JsonSchema, Message, ReasoningDelta, StreamEnd, TextDelta
 
 DEFAULT = engine.DEFAULT_MODEL_KEY

@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 
-from offload import _ledger_schema as schema
 from offload.config import Config, parse_config
 from offload.cooldown import Cooldowns
 from offload.errors import AuthError, InputError, ProviderError, Unreachable
-from offload.ledger import BASELINE_HINT, Ledger, default_path, nano_usd, parse_when
+from offload.ledger import BASELINE_HINT, Ledger, default_path, nano_usd, parse_when, schema
 from offload.router import CallEvent, CallOptions, Candidate, Router
 from offload.testing.scripted import ScriptedProvider
 from offload.types import ChatRequest, ChatResult, Timings, Usage
@@ -484,7 +483,7 @@ def test_a_failing_writer_never_reaches_the_caller_and_says_so_once(
 def test_the_writer_recovers_after_a_failed_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import offload.ledger as ledger_module
+    import offload.ledger.store as ledger_module
 
     cfg = config()
     ledger = Ledger(tmp_path / "u.db", cfg)

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 import offload.cli.stats  # noqa: F401  (registers the commands)
 from offload.cli import cli
 from offload.ledger import Ledger, default_path
-from offload.report_html import render_html
+from offload.ledger.html import render_html
 from tests.test_ledger import config, config_without_baseline, fill_known, ok
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -4,13 +4,18 @@ Schedule per ``provider/model`` (OpenClaw's current one): 30 s after the first f
 after the second, then 5 minutes (the cap). A success clears the record; so does a failure-free
 day. The state is shared by every call in the process (a lock guards it, so threads and
 asyncio tasks alike see the same cooldowns). The clock is injectable for tests.
+
+Providers can be *exempted* for a while (``exempt``/``unexempt``, nestable): a batch run that
+tracks the health of each of a provider's servers itself must not have one failed request
+bench the whole provider for 30 seconds.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 SCHEDULE: tuple[float, ...] = (30.0, 60.0, 300.0)
@@ -34,10 +39,27 @@ class Cooldowns:
         self._schedule = tuple(schedule)
         self._records: dict[str, _Record] = {}
         self._lock = threading.Lock()
+        self._exempt: Counter[str] = Counter()
+
+    def exempt(self, providers: Iterable[str]) -> None:
+        """Stop cooling down candidates of ``providers`` until ``unexempt`` (calls nest)."""
+        with self._lock:
+            self._exempt.update(set(providers))
+
+    def unexempt(self, providers: Iterable[str]) -> None:
+        """Undo one ``exempt`` of ``providers``."""
+        with self._lock:
+            self._exempt.subtract(set(providers))
+            self._exempt = +self._exempt
+
+    def _exempted(self, key: str) -> bool:
+        return self._exempt[key.partition("/")[0]] > 0
 
     def remaining(self, key: str) -> float:
         """Seconds of cooldown left for ``key`` (0 when it may be called)."""
         with self._lock:
+            if self._exempted(key):
+                return 0.0
             record = self._records.get(key)
             return max(0.0, record.until - self._clock()) if record else 0.0
 
@@ -48,6 +70,8 @@ class Cooldowns:
         """
         now = self._clock()
         with self._lock:
+            if self._exempted(key):
+                return 0.0
             record = self._records.get(key)
             if record and now - record.last_failure > RESET_AFTER:
                 record = None

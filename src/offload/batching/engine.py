@@ -207,7 +207,6 @@ class Batch:
 
     async def _execute(self, job: Job, todo: list[Item]) -> AsyncIterator[ItemResult]:
         from offload.batching.cache import ResultCache
-        from offload.batching.servers import FleetCooldowns
         from offload.offloader import Offloader
         from offload.tasks.runner import TaskRunner
 
@@ -216,14 +215,15 @@ class Batch:
             self._config, api_token=self.spec.api_token, timeout=self.spec.timeout, notify=self._router_notice
         )
         router = off.router
-        saved_cooldowns = router.cooldowns
         cache = ResultCache(self.spec.cache_path, read=self.spec.cache)
+        watched: set[str] = set()  # providers whose servers the fleet watches: no router cooldowns
         try:
             runner = TaskRunner(router)
             settings = runner.settings_for(job.name, **{**job.defaults, **self.spec.settings})
             chain = self._chain(router, runner, job, settings)
             self.fleet = await self._prepare(router, chain, job, todo)
-            router.cooldowns = FleetCooldowns(saved_cooldowns, set(self.fleet.sets))
+            watched = set(self.fleet.sets)
+            router.cooldowns.exempt(watched)
             if cache.broken:
                 self.note(f"offload: {cache.broken}")
             run = _Run(job, runner, settings, cache, self._fingerprint(job, chain, settings, router))
@@ -245,7 +245,7 @@ class Batch:
                         await dispatcher
         finally:
             cache.close()
-            router.cooldowns = saved_cooldowns
+            router.cooldowns.unexempt(watched)
             await self._release(router)
             if own:
                 await off.aclose()

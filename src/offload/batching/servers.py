@@ -28,7 +28,6 @@ from typing import Any
 
 from offload.batching.schedule import Endpoint, EndpointSet, Probe
 from offload.catalog import AUTO
-from offload.cooldown import Cooldowns
 from offload.errors import ModelNotFound, ProviderError, Unreachable
 from offload.providers.base import Provider
 from offload.providers.registry import build_provider
@@ -297,31 +296,3 @@ def _parallel(models: Sequence[ModelInfo], key: str | None) -> int:
         if m.is_llm and (key is None or m.key == key or any(i.id == key for i in m.loaded_instances))
     ]
     return max(counts, default=0)
-
-
-class FleetCooldowns(Cooldowns):
-    """The router's cooldowns, minus the candidates whose servers the batch watches itself.
-
-    One failed request must not send a whole batch to a fallback for 30 seconds; server health
-    of wrapped providers is tracked per server by ``EndpointSet`` instead.
-    """
-
-    def __init__(self, inner: Cooldowns, providers: set[str]) -> None:
-        super().__init__()
-        self.inner = inner
-        self.providers = providers
-
-    def _mine(self, key: str) -> bool:
-        return key.partition("/")[0] in self.providers
-
-    def remaining(self, key: str) -> float:
-        return 0.0 if self._mine(key) else self.inner.remaining(key)
-
-    def failed(self, key: str) -> float:
-        return 0.0 if self._mine(key) else self.inner.failed(key)
-
-    def succeeded(self, key: str) -> None:
-        self.inner.succeeded(key)
-
-    def snapshot(self) -> dict[str, float]:
-        return self.inner.snapshot()

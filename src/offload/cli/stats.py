@@ -2,7 +2,7 @@
 
 Both read the ledger file read-only (``usage.sqlite3`` in the data dir); a missing file reads
 as an empty ledger. The ledger itself lives in ``offload.ledger``, the HTML page in
-``offload.report_html``; both are imported inside the commands so ``offload --help`` stays fast.
+``offload.ledger.html``; both are imported inside the commands so ``offload --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import click
 from offload.cli._app import cli, json_option, note, print_json, table
 
 if TYPE_CHECKING:
-    from offload._ledger_report import Bucket, CallRow, Summary
+    from offload.ledger.report import Bucket, CallRow, Summary
 
 WHEN_HELP = "a span like 7d, 24h, 30m, or a date/time like 2026-11-01 or 2026-11-01T09:00"
 
@@ -39,7 +39,7 @@ def stats_cmd(since: str | None, until: str | None, html_path: str | None, as_js
     with Ledger.open_readonly() as reader:
         summary = reader.summary(start, end)
     if html_path:
-        from offload.report_html import render_html
+        from offload.ledger.html import render_html
 
         path = Path(html_path).expanduser()
         path.write_text(render_html(summary), encoding="utf-8")
@@ -83,7 +83,7 @@ def log_cmd(limit: int, task: str | None, model: str | None, outcome: str | None
 
 def stats_text(summary: Summary) -> str:
     """The human report: a totals block and three aligned tables."""
-    from offload._ledger_format import when
+    from offload.ledger.format import when
 
     if summary.empty:
         window = f" since {when(summary.since)}" if summary.since is not None else ""
@@ -112,7 +112,7 @@ def stats_text(summary: Summary) -> str:
 
 def totals_block(summary: Summary) -> str:
     """Label/value lines for the totals."""
-    from offload._ledger_format import count, money, percent, plural, seconds
+    from offload.ledger.format import count, money, percent, plural, seconds
 
     t = summary.totals
     vs = f" vs {summary.baselines[0]}" if summary.baselines else ""
@@ -133,8 +133,8 @@ def totals_block(summary: Summary) -> str:
 
 def baseline_hint(summary: Summary) -> str | None:
     """A line saying how to price local calls, when some were recorded without a baseline."""
-    from offload._ledger_format import plural
-    from offload._ledger_rows import BASELINE_HINT
+    from offload.ledger.format import plural
+    from offload.ledger.rows import BASELINE_HINT
 
     missing = summary.totals.unbaselined_local_calls
     if not missing:
@@ -144,7 +144,7 @@ def baseline_hint(summary: Summary) -> str | None:
 
 def day_rows(days: tuple[Bucket, ...]) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the by-day table."""
-    from offload._ledger_format import count, money, percent
+    from offload.ledger.format import count, money, percent
 
     headers = ["DAY", "CALLS", "LOCAL", "LOCAL TOKENS", "HOSTED TOKENS", "SPENT", "AVOIDED"]
     rows = [
@@ -164,7 +164,7 @@ def day_rows(days: tuple[Bucket, ...]) -> tuple[list[str], list[list[str]]]:
 
 def task_rows(tasks: tuple[Bucket, ...]) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the by-task table."""
-    from offload._ledger_format import count, money, percent
+    from offload.ledger.format import count, money, percent
 
     headers = ["TASK", "CALLS", "LOCAL", "ESCALATED", "FAILOVER", "TOKENS", "SPENT", "AVOIDED"]
     rows = [
@@ -185,7 +185,7 @@ def task_rows(tasks: tuple[Bucket, ...]) -> tuple[list[str], list[list[str]]]:
 
 def model_rows(models: tuple[Bucket, ...]) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the by-model table."""
-    from offload._ledger_format import count, money, percent, seconds
+    from offload.ledger.format import count, money, percent, seconds
 
     headers = ["MODEL", "WHERE", "CALLS", "OK", "TOKENS", "SPENT", "AVOIDED", "MEDIAN"]
     rows = [
@@ -206,7 +206,7 @@ def model_rows(models: tuple[Bucket, ...]) -> tuple[list[str], list[list[str]]]:
 
 def log_text(rows: list[CallRow]) -> str:
     """The call log as an aligned table."""
-    from offload._ledger_format import count, money, seconds, when
+    from offload.ledger.format import count, money, seconds, when
 
     headers = ["TIME", "TASK", "MODEL", "OUTCOME", "IN", "OUT", "LATENCY", "COST", "AVOIDED", "NOTE"]
     body = []

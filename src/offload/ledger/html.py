@@ -15,9 +15,9 @@ import time
 from datetime import date, timedelta
 from decimal import Decimal
 
-from offload._ledger_format import compact, count, money, percent, plural, seconds, when
-from offload._ledger_report import Bucket, Summary
-from offload._ledger_rows import BASELINE_HINT
+from offload.ledger.format import compact, count, money, percent, plural, seconds, when
+from offload.ledger.report import Bucket, Summary
+from offload.ledger.rows import BASELINE_HINT
 
 WIDTH = 760
 HEIGHT = 260

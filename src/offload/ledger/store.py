@@ -10,9 +10,9 @@ mode, ``busy_timeout``). ``flush()`` waits until everything queued so far is wri
 If writing fails (disk full, unwritable dir) the caller is never affected: one line goes to
 stderr and the rows of that batch are counted in ``dropped``.
 
-Reports (``summary``, ``recent``) read through ``LedgerReader`` (see ``_ledger_report``);
+Reports (``summary``, ``recent``) read through ``LedgerReader`` (see ``ledger.report``);
 ``Ledger.open_readonly()`` gives one without starting a writer. Storage format and pricing
-rules live in ``_ledger_schema`` and ``_ledger_rows``.
+rules live in ``ledger.schema`` and ``ledger.rows``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from offload._ledger_report import Bucket, CallRow, LedgerReader, Summary
-from offload._ledger_rows import (
+from offload.ledger.report import Bucket, CallRow, LedgerReader, Summary
+from offload.ledger.rows import (
     BASELINE_HINT,
     INSERT,
     Baseline,
@@ -40,7 +40,7 @@ from offload._ledger_rows import (
     parse_when,
     resolve_baseline,
 )
-from offload._ledger_schema import MIGRATIONS, connect, migrate
+from offload.ledger.schema import MIGRATIONS, connect, migrate
 from offload.settings import data_dir
 
 if TYPE_CHECKING:

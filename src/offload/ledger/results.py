@@ -1,7 +1,7 @@
 """What the ledger's reports return: ``Bucket`` (one group's totals and rates), ``Summary``
 (totals plus breakdowns by day, task and model) and ``CallRow`` (one line of the call log).
 
-The definitions behind the figures are in ``offload._ledger_report``.
+The definitions behind the figures are in ``offload.ledger.report``.
 """
 
 from __future__ import annotations

@@ -147,3 +147,88 @@ def test_builders_produce_the_declared_output_kind(name: str) -> None:
     d = TASKS[name]
     spec = d.build("Some input text for the task.", **d.values(SAMPLES[name]))
     assert spec.output == d.output
+
+
+# --- the commands --------------------------------------------------------------------------------
+
+
+def click_params(command: Any) -> dict[str, Any]:
+    return {p.name: p for p in command.params}
+
+
+def assert_click_matches(opt: Option, params: dict[str, Any]) -> None:
+    import click
+
+    param = params[opt.name]
+    if opt.argument:
+        assert isinstance(param, click.Argument)
+        return
+    assert opt.cli_flag in param.opts
+    if opt.short:
+        assert opt.short in param.opts
+    if opt.type == "string_list":
+        assert f"{opt.name}_file" in params
+        return
+    if opt.type == "boolean":
+        assert param.is_flag
+        assert param.default == (None if opt.off_flag else bool(opt.default))
+        return
+    if opt.type == "string_map":
+        assert param.multiple
+        return
+    if opt.type == "json_schema":
+        assert isinstance(param.type, click.Path)
+        return
+    assert param.default == opt.default
+    assert param.required == opt.required
+    if opt.type == "integer":
+        assert isinstance(param.type, click.IntRange)
+        assert (param.type.min, param.type.max) == (opt.minimum, opt.maximum)
+    elif opt.type == "number":
+        assert isinstance(param.type, click.FloatRange)
+        assert (param.type.min, param.type.max) == (opt.minimum, opt.maximum)
+    elif opt.choices and opt.type == "string":
+        assert list(param.type.choices) == list(opt.choices)
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_cli_command_has_the_tables_options_and_settings(name: str) -> None:
+    from offload.cli import cli
+
+    d = TASKS[name]
+    if "cli" not in d.surfaces:
+        assert name == "ask"  # `offload ask` is the chat command (streaming, conversations)
+        return
+    params = click_params(cli.commands[name])
+    for opt in [*on(d, "cli"), *settings_on("cli")]:
+        assert_click_matches(opt, params)
+    own = {p for p in params if p not in {"source", "provider", "verbose", "as_json"}}
+    own -= {"base_url", "api_token", "timeout"}
+    declared = {o.name for o in [*on(d, "cli"), *settings_on("cli")]}
+    declared |= {f"{o.name}_file" for o in on(d, "cli") if o.type == "string_list"}
+    assert own == declared
+
+
+BATCH_OWN = {
+    "input_path", "output", "id_field", "text_field", "input_format", "concurrency", "base_urls",
+    "api_token", "timeout", "no_cache", "retry_failed", "quiet",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_batch_command_and_job_have_the_tables_options(name: str) -> None:
+    from offload.batching.jobs import make_job
+    from offload.cli import cli
+
+    d = TASKS[name]
+    assert "batch" in d.surfaces
+    params = click_params(cli.commands["batch"].commands[name])  # type: ignore[attr-defined]
+    for opt in [*on(d, "batch"), *settings_on("batch")]:
+        assert_click_matches(opt, params)
+    declared = {o.name for o in [*on(d, "batch"), *settings_on("batch")]}
+    declared |= {f"{o.name}_file" for o in on(d, "batch") if o.type == "string_list"}
+    assert set(params) - BATCH_OWN == declared
+    if d.resolve is None:
+        with pytest.raises(TypeError, match="unknown option"):
+            make_job(name, {**SAMPLES[name], "no_such_option": 1})
+        assert make_job(name, SAMPLES[name]).name == name

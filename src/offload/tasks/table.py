@@ -307,7 +307,7 @@ TASKS: Mapping[str, TaskDef] = {
             "Extract structured data as JSON that validates against a schema.",
             _builtin("extract"),
             (
-                Option("schema", "json_schema", "JSON Schema of the answer (CLI: a file).", metavar="FILE"),
+                Option("schema", "json_schema", "JSON Schema of the answer.", metavar="FILE"),
                 Option(
                     "fields", "string", "Field list instead of a schema, e.g. 'name, age int, tags list'."
                 ),
@@ -321,7 +321,7 @@ TASKS: Mapping[str, TaskDef] = {
             "Classify text into one (or several) of the given labels.",
             _builtin("classify"),
             (
-                Option("labels", "string_list", "The labels to choose from (CLI: a,b,c).", required=True),
+                Option("labels", "string_list", "The labels to choose from.", required=True),
                 Option("multi", "boolean", "Allow several labels.", default=False),
                 Option("confidence", "boolean", "Ask the model how sure it is (0-1).", default=False),
                 Option("instructions", "string", "Extra guidance on how to decide."),
@@ -354,7 +354,12 @@ TASKS: Mapping[str, TaskDef] = {
             _builtin("review"),
             (
                 Option("focus", "string", "What to look for (security, performance…)."),
-                Option("kind", "string", "What the input is (code, diff, file, text…).", default="code"),
+                Option(
+                    "kind",
+                    "string",
+                    "What the input is (code, diff, file, text…); the CLI guesses it from the input.",
+                    default="code",
+                ),
             ),
             output="json",
             checks=("findings with location, severity and message",),
@@ -411,7 +416,7 @@ TASKS: Mapping[str, TaskDef] = {
                 Option(
                     "schema",
                     "json_schema",
-                    "Answer as JSON valid against this schema (CLI: a file).",
+                    "Answer as JSON valid against this schema.",
                     metavar="FILE",
                 ),
             ),
@@ -453,7 +458,7 @@ def template_task(name: str, base: Any = None) -> TaskDef:
     template = load_template(name, base)
     options = tuple(
         Option(var, "string", f"Value for {{{var}}}.", default=template.defaults.get(var),
-               required=var not in template.defaults)
+               required=var not in template.defaults, flag=f"--var {var}=...")
         for var in template.variables
         if var != "text"
     )  # fmt: skip

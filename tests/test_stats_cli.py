@@ -22,7 +22,10 @@ from offload.ledger.html import render_html
 from tests.test_ledger import config, config_without_baseline, fill_known, ok
 
 CHROMIUM = Path(
-    shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome") or "/nonexistent"
+    shutil.which("chromium")
+    or shutil.which("chromium-browser")
+    or shutil.which("google-chrome")
+    or "/nonexistent"
 )
 
 
@@ -245,7 +248,8 @@ document.body.insertAdjacentHTML('beforeend', '<pre id="probe">' + JSON.stringif
 
 @pytest.mark.browser
 @pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs headless Chromium on PATH: scripts/test-deps.sh installs it (apt install chromium)"
+    not CHROMIUM.exists(),
+    reason="needs headless Chromium on PATH: scripts/test-deps.sh installs it (apt install chromium)",
 )
 def test_the_html_report_renders_its_charts_in_chromium(known: Path, tmp_path: Path) -> None:
     with Ledger.open_readonly(known) as reader:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from offload.batching.servers import Fleet
     from offload.config import Config
     from offload.offloader import Offloader
-    from offload.router import Candidate, Router
+    from offload.routing.router import Candidate, Router
     from offload.tasks.runner import RunSettings, TaskResult, TaskRunner
 
 RETRY_LATER = 2.0
@@ -253,7 +253,7 @@ class Batch:
             raise self.aborted
 
     def _chain(self, router: Router, runner: TaskRunner, job: Job, settings: RunSettings) -> list[Candidate]:
-        from offload.router import CallOptions
+        from offload.routing.router import CallOptions
 
         names = runner.chain(job.name, settings)
         chain = router.candidates(CallOptions(chain=tuple(names)))
@@ -291,7 +291,7 @@ class Batch:
     def _fingerprint(
         self, job: Job, chain: list[Candidate], settings: RunSettings, router: Router
     ) -> dict[str, Any]:
-        from offload.router import CallOptions
+        from offload.routing.router import CallOptions
 
         fleet = self.fleet
         return {

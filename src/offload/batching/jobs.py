@@ -23,7 +23,7 @@ from offload.tasks.runner import RunSettings, TaskResult, TaskRunner
 from offload.tasks.spec import TaskSpec
 
 if TYPE_CHECKING:
-    from offload.selection import Need
+    from offload.routing.selection import Need
 
 VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILTIN = ("summarize", "extract", "classify", "rewrite", "review", "brainstorm", "translate")
@@ -248,7 +248,7 @@ def _template(name: str, o: Mapping[str, Any]) -> Job:
 
 def typical_need(job: Job, todo: list[Item]) -> Need | None:
     """The median request size of the first items, for choosing an ``auto`` model."""
-    from offload.selection import Need
+    from offload.routing.selection import Need
     from offload.tokens import DEFAULT_MAX_OUTPUT
 
     needs: list[Need] = []

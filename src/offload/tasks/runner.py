@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from offload.errors import Attempt, LocalOnlyRefused, QualityGateFailed
-from offload.router import CallOptions, Routed, Router
+from offload.routing.router import CallOptions, Routed, Router
 from offload.tasks.spec import TaskSpec
 from offload.tasks.structured import parse_json
 from offload.types import ChatRequest, JsonSchema, Message, Usage

@@ -18,16 +18,15 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from offload.errors import Attempt, LocalOnlyRefused, QualityGateFailed
 from offload.routing.router import CallOptions, Routed, Router
 from offload.tasks.spec import TaskSpec
 from offload.tasks.structured import parse_json
+from offload.tasks.table import Gate, OnFail
 from offload.types import ChatRequest, JsonSchema, Message, Usage
 
-Gate = Literal["off", "checks", "judge"]
-OnFail = Literal["escalate", "fail", "warn"]
 JUDGE_SCHEMA = {
     "type": "object",
     "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 10}, "reason": {"type": "string"}},

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from offload.cli._app import cli, current_config, note, run
+from offload.errors import ConfigError
 
 TARGETS = ("claude", "codex", "openclaw")
 KEY_VAR = "OFFLOAD_MCP_KEY"
@@ -62,6 +63,12 @@ def mcp_cmd(
     if print_config:
         click.echo(registration(print_config, http=http, host=host, port=port, key=bool(key), root=root))
         return
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
+        raise ConfigError(
+            "offload mcp needs the MCP SDK, which is not installed", remedy="pip install 'offload[mcp]'"
+        )
     from offload import mcpserver
 
     where = Path(root) if root else Path.cwd()

@@ -26,7 +26,7 @@ COMMAND = OFFLOAD
 TEXT = "The council approved the new cycling lanes after a long debate about parking. " * 3
 
 
-def batch(*args: str, timeout: float = 120) -> Run:
+def batch(*args: str, timeout: float = 300) -> Run:
     proc = subprocess.run(
         [*COMMAND, "batch", *args],
         capture_output=True,

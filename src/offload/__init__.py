@@ -23,9 +23,9 @@ _EXPORTS: dict[str, str] = {
     "ModelInfo": "offload.types",
     "OffloadError": "offload.errors",
     "Offloader": "offload.offloader",
-    "Routed": "offload.router",
+    "Routed": "offload.routing.router",
     "TaskResult": "offload.tasks.runner",
-    "RetryPolicy": "offload.retry",
+    "RetryPolicy": "offload.routing.retry",
     "StreamEnd": "offload.types",
     "TextDelta": "offload.types",
 }
@@ -55,8 +55,8 @@ if TYPE_CHECKING:
     from offload.client import AsyncLMStudio, LMStudio
     from offload.errors import OffloadError
     from offload.offloader import Offloader
-    from offload.retry import RetryPolicy
-    from offload.router import Routed
+    from offload.routing.retry import RetryPolicy
+    from offload.routing.router import Routed
     from offload.tasks.runner import TaskResult
     from offload.types import (
         ChatRequest,

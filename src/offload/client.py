@@ -24,8 +24,8 @@ from offload.conversations import ConversationStore, ConversationTurn
 from offload.errors import InputError, ModelNotFound, OffloadError, ProviderError, closest
 from offload.http import RequestLog, default_timeout
 from offload.providers.lmstudio import LMStudioProvider
-from offload.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
-from offload.selection import Choice, Need, Prefer, choose
+from offload.routing.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
+from offload.routing.selection import Choice, Need, Prefer, choose
 from offload.settings import data_dir, lmstudio_token, lmstudio_url
 from offload.tokens import DEFAULT_MAX_OUTPUT
 from offload.types import (
@@ -180,7 +180,7 @@ class AsyncLMStudio:
         await self._retrying(lambda: self.provider.unload(instance_id))
 
     async def choose(self, request: ChatRequest, prefer: Prefer = "fast") -> Choice:
-        """Pick a model for ``request`` (see ``offload.selection``)."""
+        """Pick a model for ``request`` (see ``offload.routing.selection``)."""
         need = Need.of(request, request.max_output_tokens or DEFAULT_MAX_OUTPUT)
         choice = choose(await self.models(), need, prefer)
         if self._on_choice is not None:

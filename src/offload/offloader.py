@@ -27,9 +27,9 @@ from offload.http import RequestLog
 from offload.ledger import Ledger
 from offload.providers.base import ModelManager
 from offload.providers.registry import PoolOptions, ProviderPool
-from offload.retry import OnRetry, RetryPolicy
-from offload.router import CallOptions, Candidate, Observer, Routed, RoutedStream, Router
-from offload.selection import Choice, Prefer
+from offload.routing.retry import OnRetry, RetryPolicy
+from offload.routing.router import CallOptions, Candidate, Observer, Routed, RoutedStream, Router
+from offload.routing.selection import Choice, Prefer
 from offload.settings import data_dir
 from offload.types import ChatRequest, PromptOptions, StreamEnd, StreamEvent
 

@@ -24,7 +24,7 @@ from offload.tasks.spec import TaskSpec
 from offload.tasks.table import TASKS, TaskDef
 
 if TYPE_CHECKING:
-    from offload.selection import Need
+    from offload.routing.selection import Need
 
 VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 Builder = Callable[[Item, Callable[[Any], Any]], TaskSpec]
@@ -157,7 +157,7 @@ def _template(name: str, o: Mapping[str, Any]) -> Job:
 
 def typical_need(job: Job, todo: list[Item]) -> Need | None:
     """The median request size of the first items, for choosing an ``auto`` model."""
-    from offload.selection import Need
+    from offload.routing.selection import Need
     from offload.tokens import DEFAULT_MAX_OUTPUT
 
     needs: list[Need] = []

@@ -183,13 +183,24 @@ class AsyncLMStudio:
             if request.previous_response_id is None and turn.previous_response_id:
                 request = replace(request, previous_response_id=turn.previous_response_id)
             if request.model is None and turn.state.model:
-                request = request.with_model(turn.state.model)
+                request = request.with_model(self._conversation_model(turn))
         if request.model is None:
             choice = await self.choose(request, opts.prefer)
             request = request.with_model(choice.model.key)
             if request.context_length is None and choice.context_length:
                 request = replace(request, context_length=choice.context_length)
         return request
+
+    def _conversation_model(self, turn: ConversationTurn) -> str:
+        key = turn.state.key_for(self.provider.name)
+        if key is None:
+            raise InputError(
+                f"conversation {turn.state.name!r} continues on {turn.state.ref}, "
+                f"not on LM Studio at {self.base_url}",
+                remedy=f"continue it with `offload ask -c {turn.state.name}` (or Offloader), "
+                "or start a new conversation",
+            )
+        return key
 
     async def _loaded_ids(self) -> set[str]:
         return {i.id for m in await self.models() for i in m.loaded_instances}
@@ -232,7 +243,7 @@ class AsyncLMStudio:
             events = _single(lambda: self._retrying(lambda: self.provider.chat(request)))
         async for event in events:
             if isinstance(event, StreamEnd) and turn is not None:
-                turn.commit(event.result.response_id, request.model)
+                turn.commit(event.result.response_id, request.model, self.provider.name)
             yield event
             if isinstance(event, StreamEnd) and opts.unload_after:
                 await self._unload_if_new(event.result, before)

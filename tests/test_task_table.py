@@ -232,3 +232,33 @@ def test_batch_command_and_job_have_the_tables_options(name: str) -> None:
         with pytest.raises(TypeError, match="unknown option"):
             make_job(name, {**SAMPLES[name], "no_such_option": 1})
         assert make_job(name, SAMPLES[name]).name == name
+
+
+# --- running by name -----------------------------------------------------------------------------
+
+
+async def test_run_task_and_ask_through_the_router() -> None:
+    from tests.test_tasks import setup
+
+    off, local, _ = setup()
+    local.add("Das ist gut.", "Blue.", '{"colour": "blue"}')
+    translated = await tasks.run_task("translate", "That is good.", {"target": "German"}, offloader=off)
+    assert translated.text == "Das ist gut."
+    assert "into German" in local.calls[0].messages[1].content
+    asked = await tasks.ask("Name a colour.", system="Be brief.", offloader=off)
+    assert asked.text == "Blue."
+    assert [m.content for m in local.calls[1].messages] == ["Be brief.", "Name a colour."]
+    schema = {"type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"]}
+    structured = await tasks.ask("Name a colour.", schema=schema, offloader=off)
+    assert structured.output == {"colour": "blue"}
+    with pytest.raises(InputError, match="no task 'nope'"):
+        await tasks.run_task("nope", "x", offloader=off)
+    with pytest.raises(InputError, match="gate must be one of off, checks, judge"):
+        await tasks.ask("x", offloader=off, gate="strict")
+
+
+def test_library_functions_document_themselves() -> None:
+    assert tasks.translate.__doc__ is not None
+    assert tasks.translate.__doc__.startswith(TASKS["translate"].description)
+    assert "target" in tasks.translate.__doc__
+    assert tasks.run_template.__name__ == "run_template"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from offload.errors import ConfigError, closest
-from offload.tasks.table import GATES, ON_FAIL
+from offload.tasks.taskdef import GATES, ON_FAIL
 
 SUPPORTED_APIS = ("lmstudio", "embedded", "openai-completions", "openai-responses", "anthropic-messages")
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")

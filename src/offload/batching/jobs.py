@@ -3,10 +3,10 @@
 Owns ``Job`` and ``make_job``: every task of the table (``offload.tasks.table``) with its batch
 options; user templates by name (their ``{variables}`` come from the item's fields, over
 ``variables``); and ``ask``, whose ``prompt`` template (``{text}`` and any field) makes each
-item's prompt. String options may use ``{field}`` too,
-e.g. ``to="{lang}"`` translates each item into its own language. Summaries keep the long-input
-path (split, summarize parts, combine), so an item larger than the context is split, never cut;
-other tasks reject such an item with a clear context-overflow error on its line.
+item's prompt. String options may use ``{field}`` too, e.g. ``target="{lang}"`` translates each
+item into its own language. Summaries keep the long-input path (split, summarize parts,
+combine), so an item larger than the context is split, never cut; other tasks reject such an
+item with a clear context-overflow error on its line.
 """
 
 from __future__ import annotations

@@ -109,8 +109,10 @@ def _job(d: TaskDef, given: Mapping[str, Any]) -> Job:
     values = d.values(given, "batch")
     prompt = values.pop("prompt", None) if d.name == "ask" else None
 
+    templated = {o.name for o in d.on("batch") if o.per_item}
+
     def resolved(item: Item, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any]]:
-        opts = {k: r(v) if d.option(k).per_item else v for k, v in values.items()}
+        opts = {k: r(v) if k in templated else v for k, v in values.items()}
         if prompt is None:
             return item.text or "", opts
         text = str(r(prompt))

@@ -133,27 +133,23 @@ def _job(d: TaskDef, given: Mapping[str, Any]) -> Job:
 
 
 def _template(name: str, o: Mapping[str, Any]) -> Job:
-    from offload.tasks.templates import load_template
+    """A user template (``template_task``): each item's fields fill its variables, over ``variables``."""
+    from offload.tasks.table import template_task
 
     unknown = [k for k in o if k != "variables"]
     if unknown:
         raise TypeError(f"unknown option(s) for batch {name}: {', '.join(unknown)}; known: variables")
-    template = load_template(name)
+    d = template_task(name)
     given = {str(k): str(v) for k, v in dict(o.get("variables") or {}).items()}
-    defaults: dict[str, Any] = {
-        "chain": (template.chain.primary, *template.chain.fallbacks) if template.chain else None,
-        "gate": template.gate,
-        "on_fail": template.on_fail,
-    }
 
     def build(item: Item, r: Callable[[Any], Any]) -> TaskSpec:
-        return template.spec(item.text or "", {**given, **item.variables()})
+        return d.build(item.text or "", **{**given, **item.variables()})
 
     return Job(
         name,
         build,
-        defaults={k: v for k, v in defaults.items() if v is not None},
-        probe_fields=dict.fromkeys(template.variables, "x"),
+        defaults=dict(d.settings),
+        probe_fields={o.name: "x" for o in d.options},
     )
 
 

@@ -89,7 +89,7 @@ __all__ = [
 
 
 def _builtin(name: str) -> Builder:
-    def build(text: str, **options: Any) -> TaskSpec:
+    def build(text: str, /, **options: Any) -> TaskSpec:
         from offload.tasks import builtin
 
         spec: TaskSpec = getattr(builtin, name)(text, **options)
@@ -112,7 +112,7 @@ def _review_kind(text: str, path: str | None) -> Mapping[str, Any]:
     return {"kind": "file" if path else "text"}
 
 
-def _resolved_first(text: str, **options: Any) -> TaskSpec:
+def _resolved_first(text: str, /, **options: Any) -> TaskSpec:
     raise TypeError("run is resolved into its template's task before it is built")
 
 
@@ -312,7 +312,7 @@ def template_task(name: str, base: Any = None) -> TaskDef:
     return TaskDef(
         name,
         template.description or f"User task {name}.",
-        lambda text, **variables: template.spec(text, variables),
+        lambda text, /, **variables: template.spec(text, variables),
         options,
         output="json" if template.output == "json" else "text",
         settings={k: v for k, v in settings.items() if v is not None},

@@ -121,7 +121,7 @@ class TaskDef:
     description: str
     """One line; the command's help and the tool's description."""
     build: Builder
-    """``build(text, **options) -> TaskSpec``."""
+    """``build(text, /, **options) -> TaskSpec``."""
     options: tuple[Option, ...] = ()
     output: Literal["text", "json"] = "text"
     checks: tuple[str, ...] = ()

@@ -115,7 +115,7 @@ def test_classify_table_recommendation_apply_and_config_check(
 def test_json_gives_exact_quality_for_a_model_right_four_times_in_five(
     servers: tuple[Path, LMStudioFake, LMStudioFake], tmp_path: Path
 ) -> None:
-    config, _, reference = servers
+    config, _, _ = servers
     path = samples(tmp_path, TICKETS[:50])
     run = offload(
         "--config", str(config), "calibrate", "classify", str(path),

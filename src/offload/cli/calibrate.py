@@ -149,6 +149,8 @@ def _apply(task: str, cal: Calibration) -> dict[str, Any]:
 
 def render_text(cal: Calibration) -> str:
     """The table, the gate's errors and the recommendation as text."""
+    from offload.ledger.format import money
+
     rows = [*cal.rows, cal.reference_row]
     n = cal.reference_row.n
     lines = [
@@ -164,8 +166,8 @@ def render_text(cal: Calibration) -> str:
                     f"{r.gate_pass_rate * 100:.1f}%",
                     f"{r.p50:.2f}/{r.p95:.2f}",
                     f"{r.input_tokens:,}/{r.output_tokens:,}",
-                    f"${r.usd_per_1000}",
-                    f"${r.reference_usd_per_1000}",
+                    money(r.usd_per_1000),
+                    money(r.reference_usd_per_1000),
                 ]
                 for r in rows
             ],
@@ -185,7 +187,8 @@ def render_text(cal: Calibration) -> str:
         "",
         f"recommendation: {' → '.join(rec.chain)} (gate {rec.gate}) — quality {rec.quality:.3f} "
         f"[{rec.ci[0]:.3f}, {rec.ci[1]:.3f}], {rec.local_share * 100:.0f}% served locally, "
-        f"${rec.usd_per_1000} per 1,000 items, ${rec.saved_per_1000} saved per 1,000 items vs the reference",
+        f"{money(rec.usd_per_1000)} per 1,000 items, {money(rec.saved_per_1000)} saved per 1,000 items "
+        "vs the reference",
     ]
     if not rec.clears:
         lines.append(f"  no chain clears quality ≥ {cal.min_quality} at its lower bound: keep the reference")

@@ -9,7 +9,10 @@ from offload.cli import (  # noqa: F401  (registers commands)
     config_cmd,
     conversations,
     doctor,
+    mcp_cmd,
     models,
+    serve,
+    skill,
     stats,
     tasks,
 )

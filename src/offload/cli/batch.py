@@ -35,7 +35,9 @@ def batch_group() -> None:
 
     Each output line holds the item's id, output, model, tokens and error (null when it
     succeeded). Rerunning the same command skips ids already in OUTPUT, so an interrupted or
-    killed run resumes where it stopped. Exit code 13 when some items failed.
+    killed run resumes where it stopped. OUTPUT must be a new or empty file or an earlier run's
+    output (anything else is refused, untouched); -o - streams the lines to stdout with no
+    resume. Exit code 13 when some items failed.
     """
 
 
@@ -44,7 +46,12 @@ def batch_options(fn: F) -> F:
     options = [
         click.argument("input_path", metavar="INPUT"),
         click.option(
-            "-o", "--output", required=True, type=click.Path(dir_okay=False), help="JSONL file of results."
+            "-o",
+            "--output",
+            required=True,
+            type=click.Path(dir_okay=False, allow_dash=True),
+            help="JSONL file of results: new, empty, or an earlier run's (resumed); '-' streams to stdout "
+            "(no resume).",
         ),
         click.option(
             "--id-field", metavar="NAME", help="Field holding each item's id (default: id, else line)."

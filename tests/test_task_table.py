@@ -1,0 +1,149 @@
+"""The task table is the one declaration: every entry appears with the same options in the library
+functions, the CLI commands, the batch commands, batch jobs and the input JSON Schemas."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from offload import tasks
+from offload.errors import InputError
+from offload.tasks.table import (
+    SETTINGS,
+    TASKS,
+    Option,
+    TaskDef,
+    input_schema,
+    settings_on,
+    template_task,
+)
+
+ENTRIES = sorted(TASKS)
+JSON_TYPES = {
+    "string": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean",
+    "string_list": "array",
+    "json_schema": "object",
+    "string_map": "object",
+}
+
+
+def on(d: TaskDef, surface: str) -> list[Option]:
+    return [o for o in d.options if surface in o.surfaces]
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_library_function_has_the_tables_options(name: str) -> None:
+    d = TASKS[name]
+    if "library" not in d.surfaces:
+        pytest.skip(f"{name} has no library function")
+    fn = getattr(tasks, d.function or d.name)
+    params = inspect.signature(fn).parameters
+    expected = [d.input, *(o.name for o in on(d, "library")), "offloader", "settings"]
+    assert sorted(params) == sorted(expected)
+    for opt in on(d, "library"):
+        want = inspect.Parameter.empty if opt.required and opt.name in d.positional else opt.default
+        assert params[opt.name].default == want, opt.name
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_json_schema_has_the_tables_options(name: str) -> None:
+    d = TASKS[name]
+    schema = input_schema(name)
+    Draft202012Validator.check_schema(schema)
+    props = schema["properties"]
+    shown = on(d, "schema")
+    settings = [s.name for s in settings_on("schema")]
+    assert sorted(props) == sorted(["text", *(o.name for o in shown), *settings])
+    assert schema["required"] == ["text", *(o.name for o in shown if o.required)]
+    for opt in shown:
+        prop = props[opt.name]
+        assert prop.get("default") == opt.default, opt.name
+        assert prop["description"] == opt.help
+        if opt.type == "string_or_integer":
+            assert prop["anyOf"][0]["enum"] == list(opt.choices)
+            continue
+        assert prop["type"] == JSON_TYPES[opt.type], opt.name
+        assert prop.get("enum") == (list(opt.choices) if opt.choices else None), opt.name
+        assert prop.get("minimum") == opt.minimum, opt.name
+        assert prop.get("maximum") == opt.maximum, opt.name
+
+
+def test_schema_accepts_a_real_call_and_refuses_unknown_fields() -> None:
+    validator = Draft202012Validator(input_schema("translate"))
+    assert list(validator.iter_errors({"text": "Hallo", "target": "English", "gate": "judge"})) == []
+    assert [e.validator for e in validator.iter_errors({"text": "x", "target": "en", "colour": 1})] == [
+        "additionalProperties"
+    ]
+    assert [e.validator for e in validator.iter_errors({"text": "x"})] == ["required"]
+    assert [e.validator for e in validator.iter_errors({"text": "x", "target": "en", "gate": "?"})] == [
+        "enum"
+    ]
+
+
+def test_settings_can_be_left_out_of_the_schema() -> None:
+    props = input_schema("rewrite", settings=False)["properties"]
+    assert sorted(props) == ["instruction", "text"]
+
+
+def test_shared_settings_are_declared_once() -> None:
+    names = [s.name for s in SETTINGS]
+    assert tuple(names) == tasks.SETTINGS
+    gate = next(s for s in SETTINGS if s.name == "gate")
+    assert gate.choices == ("off", "checks", "judge")
+
+
+def test_run_schema_lists_the_templates_and_templates_become_tasks(offload_home: Path) -> None:
+    folder = offload_home / "tasks"
+    folder.mkdir(parents=True)
+    (folder / "changelog.json5").write_text(
+        '{description: "Changelog entry", template: "Entry for {audience} in {product}:\\n{text}", '
+        'defaults: {audience: "users"}, gate: "off"}'
+    )
+    run = input_schema("run", templates=["changelog"])
+    assert run["properties"]["name"]["enum"] == ["changelog"]
+    assert run["required"] == ["text", "name"]
+    d = template_task("changelog")
+    assert d.settings == {"gate": "off"}
+    schema = input_schema(d)
+    assert schema["description"] == "Changelog entry"
+    assert schema["properties"]["audience"]["default"] == "users"
+    assert schema["required"] == ["text", "product"]
+    spec = d.build("diff", **d.values({"product": "Acme"}))
+    assert spec.prompt == "Entry for users in Acme:\ndiff"
+
+
+def test_values_check_names_and_required_options() -> None:
+    d = TASKS["translate"]
+    assert d.values({"target": "German"}) == {"target": "German", "source_language": None}
+    with pytest.raises(TypeError, match="unknown option"):
+        d.values({"target": "German", "colour": "red"})
+    with pytest.raises(InputError, match="translate needs target"):
+        d.values({})
+    assert TASKS["classify"].values({"labels": "a, b"})["labels"] == ["a", "b"]
+    assert TASKS["summarize"].values({"length": "40"})["length"] == 40
+
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "summarize": {},
+    "extract": {"fields": "name, age int"},
+    "classify": {"labels": ["bug", "feature"]},
+    "rewrite": {"instruction": "shorter"},
+    "review": {},
+    "brainstorm": {"count": 3},
+    "translate": {"target": "German"},
+    "ask": {},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_builders_produce_the_declared_output_kind(name: str) -> None:
+    d = TASKS[name]
+    spec = d.build("Some input text for the task.", **d.values(SAMPLES[name]))
+    assert spec.output == d.output

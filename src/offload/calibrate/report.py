@@ -9,10 +9,9 @@ short of the yardstick so a person can look. Every piece of text is escaped.
 from __future__ import annotations
 
 import html
-from decimal import Decimal
-
 from offload.calibrate.run import Calibration
 from offload.calibrate.table import Row
+from offload.ledger.format import money
 from offload.ledger.html import CSS
 
 WIDTH = 720
@@ -53,8 +52,8 @@ def render_report(cal: Calibration) -> str:
         "<section class='panel' id='recommendation'><h2>Recommendation</h2>",
         f"<p class='rec'>chain <b>{_e(' → '.join(rec.chain))}</b> (gate {_e(rec.gate)}) {verdict} the bar: "
         f"quality {rec.quality:.3f} [{rec.ci[0]:.3f}, {rec.ci[1]:.3f}], "
-        f"{_pct(rec.local_share)} served locally, ${_e(rec.usd_per_1000)} per 1,000 items, "
-        f"${_e(rec.saved_per_1000)} saved per 1,000 items against the reference alone.</p>",
+        f"{_pct(rec.local_share)} served locally, {_e(money(rec.usd_per_1000))} per 1,000 items, "
+        f"{_e(money(rec.saved_per_1000))} saved per 1,000 items against the reference alone.</p>",
         *(f"<p class='note'>{_e(n)}</p>" for n in cal.notes),
         "</section>",
         "<section class='panel'><h2>Quality against cost</h2>",
@@ -112,7 +111,7 @@ def _scatter(rows: list[Row], reference: str) -> str:
 def _gate_bars(rows: list[Row]) -> str:
     band = 44
     height = TOP + band * max(1, len(rows)) + 8
-    left, width = 220, WIDTH - 220 - RIGHT
+    left, width = 220, WIDTH - 220 - RIGHT - 90  # room for the figure after a full bar
     out = [f"<svg id='chart-gate' viewBox='0 0 {WIDTH} {height}' role='img' aria-label='gate errors'>"]
     for i, r in enumerate(rows):
         top = TOP + i * band
@@ -130,21 +129,17 @@ def _gate_bars(rows: list[Row]) -> str:
     return "".join(out)
 
 
-def _money(value: Decimal) -> str:
-    return f"${value}"
-
-
 def _table(rows: list[Row]) -> str:
     head = (
         "<table id='models'><thead><tr><th>model</th><th>quality [95% CI]</th><th>gate pass</th>"
-        "<th>p50 / p95 s</th><th>tokens in / out</th><th>$ / 1k (model)</th><th>$ / 1k (reference)</th>"
+        "<th>p50 / p95 s</th><th>tokens in / out</th><th>$/1k</th><th>$/1k ref</th>"
         "</tr></thead><tbody>"
     )
     body = "".join(
         f"<tr><td>{_e(r.ref)}{'' if r.local else ' (hosted)'}</td>"
         f"<td>{r.quality:.3f} [{r.ci[0]:.3f}, {r.ci[1]:.3f}]</td><td>{_pct(r.gate_pass_rate)}</td>"
         f"<td>{r.p50:.2f} / {r.p95:.2f}</td><td>{r.input_tokens:,} / {r.output_tokens:,}</td>"
-        f"<td>{_money(r.usd_per_1000)}</td><td>{_money(r.reference_usd_per_1000)}</td></tr>"
+        f"<td>{_e(money(r.usd_per_1000))}</td><td>{_e(money(r.reference_usd_per_1000))}</td></tr>"
         for r in rows
     )
     return head + body + "</tbody></table>"

@@ -261,6 +261,8 @@ async def _answers(off: Offloader, spec: CalibrateSpec, p: _Plan, ref: str) -> d
 def _text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, dict) and set(value) == {"label"}:
+        return str(value["label"])
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 

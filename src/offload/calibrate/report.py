@@ -9,6 +9,7 @@ short of the yardstick so a person can look. Every piece of text is escaped.
 from __future__ import annotations
 
 import html
+
 from offload.calibrate.run import Calibration
 from offload.calibrate.table import Row
 from offload.ledger.format import money

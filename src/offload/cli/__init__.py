@@ -5,6 +5,7 @@ from __future__ import annotations
 from offload.cli import (  # noqa: F401  (registers commands)
     ask,
     batch,
+    calibrate,
     config_cmd,
     conversations,
     doctor,

@@ -124,7 +124,7 @@ def test_values_check_names_and_required_options() -> None:
     assert d.values({"target": "German"}) == {"target": "German", "source_language": None}
     with pytest.raises(TypeError, match="unknown option"):
         d.values({"target": "German", "colour": "red"})
-    with pytest.raises(InputError, match="translate needs target"):
+    with pytest.raises(InputError, match="translate needs a target language"):
         d.values({})
     assert TASKS["classify"].values({"labels": "a, b"})["labels"] == ["a", "b"]
     assert TASKS["summarize"].values({"length": "40"})["length"] == 40

@@ -166,7 +166,13 @@ TASKS: Mapping[str, TaskDef] = {
             "Classify text into one (or several) of the given labels.",
             _builtin("classify"),
             (
-                Option("labels", "string_list", "The labels to choose from.", required=True),
+                Option(
+                    "labels",
+                    "string_list",
+                    "The labels to choose from.",
+                    required=True,
+                    missing="classification needs at least two labels",
+                ),
                 Option("multi", "boolean", "Allow several labels.", default=False),
                 Option("confidence", "boolean", "Ask the model how sure it is (0-1).", default=False),
                 Option("instructions", "string", "Extra guidance on how to decide."),
@@ -187,6 +193,7 @@ TASKS: Mapping[str, TaskDef] = {
                     "How to rewrite: tone, audience, length…",
                     required=True,
                     flag="--how",
+                    missing="rewrite needs an instruction",
                 ),
             ),
             checks=("not identical to the input",),
@@ -230,7 +237,14 @@ TASKS: Mapping[str, TaskDef] = {
             "Translate text into another language (checked to be in that language).",
             _builtin("translate"),
             (
-                Option("target", "string", "Target language (e.g. German, ja).", required=True, flag="--to"),
+                Option(
+                    "target",
+                    "string",
+                    "Target language (e.g. German, ja).",
+                    required=True,
+                    flag="--to",
+                    missing="translate needs a target language",
+                ),
                 Option(
                     "source_language",
                     "string",

@@ -56,6 +56,8 @@ class Option:
     argument: bool = False
     """A CLI positional argument (``offload run NAME``) instead of a flag."""
     surfaces: frozenset[Surface] = ALL
+    missing: str = ""
+    """The error when a required option is not given (default: ``<task> needs <name>``)."""
 
     @property
     def cli_flag(self) -> str:
@@ -169,7 +171,9 @@ class TaskDef:
         for name, opt in known.items():
             value = opt.coerce(given.get(name), self.name)
             if value is None and opt.required:
-                raise InputError(f"{self.name} needs {name}", remedy=f"give {opt.cli_flag} ({opt.help})")
+                raise InputError(
+                    opt.missing or f"{self.name} needs {name}", remedy=f"give {opt.cli_flag} ({opt.help})"
+                )
             out[name] = opt.default if value is None else value
         return out
 

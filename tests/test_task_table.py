@@ -262,3 +262,38 @@ def test_library_functions_document_themselves() -> None:
     assert tasks.translate.__doc__.startswith(TASKS["translate"].description)
     assert "target" in tasks.translate.__doc__
     assert tasks.run_template.__name__ == "run_template"
+
+
+async def test_a_new_entry_appears_everywhere_without_other_edits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One table entry (plus its builder) is a task: schema, batch job, runner, commands."""
+    from click.testing import CliRunner
+
+    from offload.batching.inputs import Item
+    from offload.batching.jobs import make_job
+    from offload.cli import batch as batch_cli
+    from offload.cli import cli
+    from offload.cli import tasks as task_cli
+    from offload.tasks.spec import TaskSpec
+    from offload.tasks.table import TASKS as table
+    from tests.test_tasks import setup
+
+    def build(text: str, /, *, words: int = 6) -> TaskSpec:
+        return TaskSpec(name="title", system="You write titles.", prompt=f"A {words}-word title for: {text}")
+
+    words = Option("words", "integer", "Title length in words.", default=6, minimum=2, maximum=12)
+    d = TaskDef("title", "A short title for a text.", build, (words,))
+    monkeypatch.setitem(table, "title", d)
+    assert input_schema("title")["properties"]["words"]["maximum"] == 12
+    assert make_job("title", {"words": "4"}).spec(Item(1, "notes", {})).prompt == "A 4-word title for: notes"
+    off, local, _ = setup()
+    local.add("Notes On Offloading")
+    result = await tasks.run_task("title", "notes about offloading", {"words": 3}, offloader=off)
+    assert result.text == "Notes On Offloading"
+    try:
+        task_cli.command(d)
+        batch_cli.command(d)
+        assert "--words INTEGER RANGE" in CliRunner().invoke(cli, ["title", "--help"]).output
+        assert "--words INTEGER RANGE" in CliRunner().invoke(cli, ["batch", "title", "--help"]).output
+    finally:
+        cli.commands.pop("title", None)
+        batch_cli.batch_group.commands.pop("title", None)

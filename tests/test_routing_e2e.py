@@ -187,7 +187,9 @@ def test_local_only_never_leaves_the_machine(
         ),
     )
     run = offload("--config", str(cfg), "ask", "hi", env=ENV)
-    assert run.code == 3 and "not reachable" in run.err
+    assert run.code == 11  # only the refused hosted candidate was left
+    assert "local-only mode refused hosted candidate(s): anthropic/claude-sonnet-4-5" in run.err
+    assert "not reachable" in run.err
     flag = offload("--config", str(cfg), "ask", "hi", "--model", "Sonnet", "--no-fallback", env=ENV)
     assert (
         flag.code == 11
@@ -208,7 +210,8 @@ def test_local_only_flag_overrides_config(
         ),
     )
     run = offload("--config", str(cfg), "ask", "hi", "--local-only", env=ENV)
-    assert run.code == 3
+    assert run.code == 11
+    assert "refused hosted candidate(s): anthropic/claude-sonnet-4-5" in run.err
     assert claude.requests == []
 
 

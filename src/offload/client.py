@@ -12,7 +12,7 @@ duplicate instances on load, unload-and-verify, and named stateful conversations
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +21,7 @@ from typing import Any, Self
 import httpx
 
 from offload.conversations import ConversationStore, ConversationTurn
-from offload.errors import InputError, ModelNotFound, OffloadError, ProviderError, closest
+from offload.errors import InputError, ModelNotFound, ProviderError, UnloadIncomplete, closest
 from offload.http import RequestLog, default_timeout
 from offload.providers.lmstudio import LMStudioProvider
 from offload.routing.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
@@ -37,19 +37,6 @@ from offload.types import (
     StreamEnd,
     StreamEvent,
 )
-
-
-class UnloadIncomplete(OffloadError):
-    """Instances were still loaded after unloading them."""
-
-    kind = "unload_incomplete"
-
-    def __init__(self, remaining: Sequence[str], address: str) -> None:
-        self.remaining = tuple(remaining)
-        super().__init__(
-            f"still loaded on {address} after unload: {', '.join(self.remaining)}",
-            remedy="retry `offload unload`, or unload them in LM Studio (or `lms unload --all`)",
-        )
 
 
 @dataclass(frozen=True, slots=True)

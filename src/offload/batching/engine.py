@@ -33,8 +33,9 @@ from offload.batching.inputs import Format, InputProblem, Item, check_paths, rea
 from offload.batching.jobs import Job, fingerprint, make_job, typical_need
 from offload.batching.output import OutputLog, Resume
 from offload.batching.progress import Tally
-from offload.batching.rows import ItemResult, environmental, error_row, result_row
+from offload.batching.rows import ItemResult, error_row, result_row
 from offload.errors import OffloadError
+from offload.routing.policy import environmental
 
 if TYPE_CHECKING:
     from offload.batching.cache import ResultCache

@@ -200,7 +200,7 @@ async def _warm_one(eps: EndpointSet, ep: Endpoint, request: ChatRequest) -> str
         await call_with_retry(
             lambda: ep.provider.chat(request),
             RetryPolicy(attempts=3, budget=120.0),
-            should_retry=lambda e: not (isinstance(e, Unreachable) and e.refused),
+            another=True,  # a server that refuses connections is marked down, not waited on
         )
     except ModelNotFound as exc:
         ep.excluded = f"lacks model {request.model}"

@@ -94,6 +94,33 @@ class Router:
         """Close every provider connection."""
         await self.pool.aclose()
 
+    def using(
+        self,
+        *,
+        pool: ProviderPool | None = None,
+        cooldowns: Cooldowns | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> Router:
+        """A router for one run over its own ``pool`` and ``cooldowns`` (a batch's servers).
+
+        Same config, retry policy, observers and choices; this router is left untouched, so
+        concurrent calls through it are unaffected. Closing the new router's pool is the
+        caller's business.
+        """
+        return Router(
+            self.config,
+            pool=pool or self.pool,
+            retry=self.retry,
+            cooldowns=cooldowns or self.cooldowns,
+            notify=notify or self._notify,
+            observers=self.observers,
+            prefer=self._prefer,
+            on_choice=self._on_choice,
+            on_retry=self._on_retry,
+            sleep=self._sleep,
+            clock=self._clock,
+        )
+
     # --- planning ----------------------------------------------------------------------------
 
     def candidates(self, options: CallOptions | None = None) -> list[Candidate]:
@@ -226,7 +253,7 @@ class Router:
     ) -> Routed:
         seconds = self._record(cand, request, started, walk, opts, result=result)
         self.cooldowns.succeeded(cand.name)
-        walk.attempts.append(Attempt(cand.name, "ok", seconds))
+        walk.attempts.append(Attempt(cand.name, "ok", seconds, address=result.server))
         return Routed(result, cand, tuple(walk.attempts))
 
     def _failed(

@@ -167,6 +167,8 @@ class ChatResult:
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
     timings: Timings = field(default_factory=Timings)
+    server: str | None = None
+    """The server that answered, when a provider spreads requests over several (batch runs)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (the shape ``--json`` prints)."""

@@ -261,3 +261,20 @@ def test_the_body_limit_gives_413(tmp_path: Path) -> None:
         assert response.status_code == 413
         assert response.json()["error"]["type"] == "request_too_large"
         assert s.anthropic.requests == []
+
+
+def test_stats_show_gateway_traffic_by_client(gw: Stack) -> None:
+    from offload.cli.stats import stats_text
+    from offload.ledger import Ledger
+
+    claude(gw).messages.create(
+        model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "a"}]
+    )
+    gpt(gw).chat.completions.create(model="gpt-local", messages=[{"role": "user", "content": "b"}])
+    gw.rows(2)
+    with Ledger.open_readonly(gw.ledger_path) as reader:
+        summary = reader.summary()
+    text = stats_text(summary)
+    assert sorted(b.key or "" for b in summary.by_client) == ["anthropic-sdk", "openai-sdk"]
+    assert "Gateway by client" in text
+    assert "gateway/background" in text

@@ -17,7 +17,7 @@ import pytest
 
 from tests.gateway_stack import ANTHROPIC_KEY, OPENAI_KEY, Stack, stack
 
-LOCAL_PATHS = ("/api/v1/chat",)
+LOCAL_PATHS = ("/api/v1/chat", "/v1/chat/completions")
 
 
 @pytest.fixture

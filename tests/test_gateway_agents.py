@@ -123,7 +123,7 @@ def test_claude_code_background_request_is_served_locally_without_betas_or_attri
     raw = json.dumps(claude_code_body("claude-haiku-4-5")).encode()
     response = post(gw.url, "/v1/messages?beta=true", raw, claude_code_headers())
     events = sse_events(response.text)
-    chat = next(r for r in gw.lmstudio.requests if r.path == "/api/v1/chat")
+    chat = next(r for r in gw.lmstudio.requests if r.path == "/v1/chat/completions")
     sent = json.dumps(chat.body)
     assert response.headers["x-offload-route"] == "background/local"
     assert events[0][0] == "message_start"
@@ -132,7 +132,8 @@ def test_claude_code_background_request_is_served_locally_without_betas_or_attri
     assert "x-anthropic-billing-header" not in sent
     assert "You are Claude Code" in sent
     assert "anthropic-beta" not in chat.headers
-    assert chat.body["max_output_tokens"] <= 8192
+    assert chat.body["max_tokens"] <= 8192
+    assert len(chat.body["tools"]) == 32
 
 
 def test_claude_code_row_records_client_and_scenario(gw: Stack) -> None:

@@ -15,7 +15,9 @@ from offload.gateway.passthrough import UsageSniffer, prepare_body, strip_unsign
 from offload.gateway.scenarios import Routes, facts
 from offload.gateway.server import check_bind
 from offload.protocols import anthropic_server, openai_chat_server, responses_server
+from offload.protocols.incoming import flatten_tools
 from offload.starter import LAYOUTS, starter
+from offload.types import ToolCall
 
 
 def config(gateway: dict[str, Any] | None = None, **offload: Any) -> Any:
@@ -181,11 +183,16 @@ def test_anthropic_read_drops_attribution_thinking_and_keeps_images_and_tool_his
         }
     )
     system, first, second, third = incoming.request.messages
+    flat = flatten_tools(incoming.request).messages
     assert system.content == "Keep me"
     assert first.images == ("data:image/png;base64,AAA",)
     assert "hmm" not in second.content
-    assert 'Read with {"p": 1}' in second.content
-    assert "file text" in third.content
+    assert second.tool_calls == (ToolCall("t1", "Read", '{"p": 1}'),)
+    assert third.role == "tool"
+    assert third.tool_call_id == "t1"
+    assert third.content == "file text"
+    assert 'Read with {"p": 1}' in flat[2].content
+    assert "file text" in flat[3].content
 
 
 def test_codec_errors_name_the_field() -> None:
@@ -197,7 +204,7 @@ def test_codec_errors_name_the_field() -> None:
         responses_server.read({"model": "m", "input": 5})
 
 
-def test_responses_read_keeps_custom_tool_calls_as_text() -> None:
+def test_responses_read_turns_custom_tool_calls_into_function_calls() -> None:
     incoming = responses_server.read(
         {
             "model": "gpt-5",
@@ -214,8 +221,9 @@ def test_responses_read_keeps_custom_tool_calls_as_text() -> None:
         }
     )
     call, result = incoming.request.messages
-    assert "apply_patch" in call.content
-    assert "Done" in result.content
+    assert call.tool_calls == (ToolCall("c", "apply_patch", '{"input": "*** Begin Patch"}'),)
+    assert result.role == "tool"
+    assert result.content == "Done"
 
 
 # --- command line -------------------------------------------------------------------------------

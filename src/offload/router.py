@@ -47,7 +47,15 @@ from offload.routing import (
 )
 from offload.selection import Choice, Need, Prefer, choose
 from offload.tokens import DEFAULT_MAX_OUTPUT
-from offload.types import ChatRequest, ChatResult, ReasoningDelta, StreamEnd, StreamEvent, TextDelta
+from offload.types import (
+    ChatRequest,
+    ChatResult,
+    ReasoningDelta,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+)
 
 __all__ = ["CallEvent", "CallOptions", "Candidate", "Observer", "Routed", "RoutedStream", "Router"]
 
@@ -149,7 +157,7 @@ class Router:
                 bound = await self._bind(cand, request, has_next)
                 events = self._events(cand, bound, live, has_next)
                 async for event in events:
-                    if isinstance(event, TextDelta | ReasoningDelta):
+                    if isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta):
                         emitted = True
                     if isinstance(event, StreamEnd):
                         holder.routed = self._succeeded(cand, bound, event.result, started, walk, opts)

@@ -6,8 +6,6 @@ The MCP SDK is imported only when the server starts, so ``offload --help`` stays
 
 from __future__ import annotations
 
-import json
-import shlex
 from pathlib import Path
 
 import click
@@ -79,6 +77,9 @@ def mcp_cmd(
 
 def registration(target: str, *, http: bool, host: str, port: int, key: bool, root: str | None) -> str:
     """The command or config entry that registers this server with ``target`` (never the key itself)."""
+    import json
+    import shlex
+
     args = ["mcp", *(["--root", str(Path(root).resolve())] if root else [])]
     url = f"http://{host}:{port}/mcp"
     auth = f"Bearer ${{{KEY_VAR}}}"

@@ -166,6 +166,24 @@ async def test_summary_of_a_long_file_sends_progress(kind: str, offload_home: Pa
     assert steps == sorted(set(steps))
 
 
+@pytest.mark.parametrize("kind", TRANSPORTS)
+async def test_a_model_load_sends_a_notice_and_heartbeats(kind: str, offload_home: Path, root: Path) -> None:
+    slow = LMStudioFake(models=[FakeModel("slow/model", loaded=False)], load_delay=1.5, service_time=0.5)
+    with slow.serve() as server:
+        config_for(offload_home, server.url)
+        progress = Progress()
+        async with connect(kind, root, "--heartbeat", "0.2") as session:
+            result = await call(
+                session, "summarize", {"paths": ["notes.txt"], "model": "slow/model"}, progress
+            )
+    assert not result.is_error, text_of(result)
+    assert (
+        "loading lmstudio/slow/model: the first call loads the model, which can take a while"
+        in progress.messages
+    )
+    assert sum(m.startswith("still working") for m in progress.messages) >= 2, progress.messages
+
+
 # --- confinement and errors --------------------------------------------------------------------
 
 

@@ -43,6 +43,12 @@ KEY_VAR = "OFFLOAD_MCP_KEY"
     help="Most bytes of files one tool call reads (default 2000000).",
 )
 @click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="Send a progress notification at least this often during a call (default 5).",
+)
+@click.option(
     "--print-config",
     "print_config",
     type=click.Choice(TARGETS),
@@ -55,6 +61,7 @@ def mcp_cmd(
     key: str | None,
     root: str | None,
     max_bytes: int | None,
+    heartbeat: float | None,
     print_config: str | None,
 ) -> None:
     """Serve offload's tasks as MCP tools that read the files themselves (stdio by default)."""
@@ -72,7 +79,17 @@ def mcp_cmd(
     where = Path(root) if root else Path.cwd()
     if not http:
         note(f"offload mcp: serving on stdio; tools read files under {where.resolve()}")
-    run(mcpserver.run(current_config(), where, http=http, host=host, port=port, key=key, max_bytes=max_bytes))
+    server = mcpserver.run(
+        current_config(),
+        where,
+        http=http,
+        host=host,
+        port=port,
+        key=key,
+        max_bytes=max_bytes,
+        heartbeat=heartbeat,
+    )
+    run(server)
 
 
 def registration(target: str, *, http: bool, host: str, port: int, key: bool, root: str | None) -> str:

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from offload.config import parse_config
-from offload.cooldown import Cooldowns
 from offload.errors import (
     AllCandidatesFailed,
     AuthError,
@@ -22,8 +21,9 @@ from offload.errors import (
     Timeout,
     Unreachable,
 )
-from offload.retry import RetryPolicy
-from offload.router import CallEvent, CallOptions, Router
+from offload.routing.cooldown import Cooldowns
+from offload.routing.retry import RetryPolicy
+from offload.routing.router import CallEvent, CallOptions, Router
 from offload.testing.scripted import ScriptedProvider
 from offload.types import ChatRequest, TextDelta
 
@@ -211,14 +211,25 @@ async def test_local_only_never_contacts_hosted_candidates() -> None:
     assert cloud.calls == []
 
 
-async def test_local_only_from_config_and_task_settings() -> None:
-    cfg = {**CONFIG, "offload": {"localOnly": True, "tasks": {"triage": {"localOnly": False}}}}
-    router, local, cloud, _, _, _ = make(cfg)
-    local.default = "local"
+async def test_local_only_is_a_floor_that_tasks_and_calls_add_to_but_never_lift() -> None:
+    cfg = {**CONFIG, "offload": {"localOnly": True, "tasks": {"triage": {"gate": "off"}}}}
+    router, _, cloud, _, _, _ = make(cfg)
     cloud.default = "cloud"
     with pytest.raises(LocalOnlyRefused):
         await router.chat(REQ, CallOptions(model="cloud/big", fallbacks=False))
-    routed = await router.chat(REQ, CallOptions(model="cloud/big", fallbacks=False, task="triage"))
+    with pytest.raises(LocalOnlyRefused):
+        await router.chat(
+            REQ, CallOptions(model="cloud/big", fallbacks=False, task="triage", local_only=False)
+        )
+    assert cloud.calls == []
+    by_task = {**CONFIG, "offload": {"tasks": {"triage": {"localOnly": True}}}}
+    router, _, cloud, _, _, _ = make(by_task)
+    cloud.default = "cloud"
+    with pytest.raises(LocalOnlyRefused):
+        await router.chat(
+            REQ, CallOptions(model="cloud/big", fallbacks=False, task="triage", local_only=False)
+        )
+    routed = await router.chat(REQ, CallOptions(model="cloud/big", fallbacks=False))
     assert routed.result.content == "cloud"
 
 

@@ -124,7 +124,7 @@ def test_values_check_names_and_required_options() -> None:
     assert d.values({"target": "German"}) == {"target": "German", "source_language": None}
     with pytest.raises(TypeError, match="unknown option"):
         d.values({"target": "German", "colour": "red"})
-    with pytest.raises(InputError, match="translate needs target"):
+    with pytest.raises(InputError, match="translate needs a target language"):
         d.values({})
     assert TASKS["classify"].values({"labels": "a, b"})["labels"] == ["a", "b"]
     assert TASKS["summarize"].values({"length": "40"})["length"] == 40
@@ -147,3 +147,153 @@ def test_builders_produce_the_declared_output_kind(name: str) -> None:
     d = TASKS[name]
     spec = d.build("Some input text for the task.", **d.values(SAMPLES[name]))
     assert spec.output == d.output
+
+
+# --- the commands --------------------------------------------------------------------------------
+
+
+def click_params(command: Any) -> dict[str, Any]:
+    return {p.name: p for p in command.params}
+
+
+def assert_click_matches(opt: Option, params: dict[str, Any]) -> None:
+    import click
+
+    param = params[opt.name]
+    if opt.argument:
+        assert isinstance(param, click.Argument)
+        return
+    assert opt.cli_flag in param.opts
+    if opt.short:
+        assert opt.short in param.opts
+    if opt.type == "string_list":
+        assert f"{opt.name}_file" in params
+        return
+    if opt.type == "boolean":
+        assert param.is_flag
+        assert param.default == (None if opt.off_flag else bool(opt.default))
+        return
+    if opt.type == "string_map":
+        assert param.multiple
+        return
+    if opt.type == "json_schema":
+        assert isinstance(param.type, click.Path)
+        return
+    assert param.default == opt.default
+    assert param.required == opt.required
+    if opt.type == "integer":
+        assert isinstance(param.type, click.IntRange)
+        assert (param.type.min, param.type.max) == (opt.minimum, opt.maximum)
+    elif opt.type == "number":
+        assert isinstance(param.type, click.FloatRange)
+        assert (param.type.min, param.type.max) == (opt.minimum, opt.maximum)
+    elif opt.choices and opt.type == "string":
+        assert list(param.type.choices) == list(opt.choices)
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_cli_command_has_the_tables_options_and_settings(name: str) -> None:
+    from offload.cli import cli
+
+    d = TASKS[name]
+    if "cli" not in d.surfaces:
+        assert name == "ask"  # `offload ask` is the chat command (streaming, conversations)
+        return
+    params = click_params(cli.commands[name])
+    for opt in [*on(d, "cli"), *settings_on("cli")]:
+        assert_click_matches(opt, params)
+    own = {p for p in params if p not in {"source", "provider", "verbose", "as_json"}}
+    own -= {"base_url", "api_token", "timeout"}
+    declared = {o.name for o in [*on(d, "cli"), *settings_on("cli")]}
+    declared |= {f"{o.name}_file" for o in on(d, "cli") if o.type == "string_list"}
+    assert own == declared
+
+
+BATCH_OWN = {
+    "input_path", "output", "id_field", "text_field", "input_format", "concurrency", "base_urls",
+    "api_token", "timeout", "no_cache", "retry_failed", "quiet",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_batch_command_and_job_have_the_tables_options(name: str) -> None:
+    from offload.batching.jobs import make_job
+    from offload.cli import cli
+
+    d = TASKS[name]
+    assert "batch" in d.surfaces
+    params = click_params(cli.commands["batch"].commands[name])  # type: ignore[attr-defined]
+    for opt in [*on(d, "batch"), *settings_on("batch")]:
+        assert_click_matches(opt, params)
+    declared = {o.name for o in [*on(d, "batch"), *settings_on("batch")]}
+    declared |= {f"{o.name}_file" for o in on(d, "batch") if o.type == "string_list"}
+    assert set(params) - BATCH_OWN == declared
+    if d.resolve is None:
+        with pytest.raises(TypeError, match="unknown option"):
+            make_job(name, {**SAMPLES[name], "no_such_option": 1})
+        assert make_job(name, SAMPLES[name]).name == name
+
+
+# --- running by name -----------------------------------------------------------------------------
+
+
+async def test_run_task_and_ask_through_the_router() -> None:
+    from tests.test_tasks import setup
+
+    off, local, _ = setup()
+    local.add("Das ist gut.", "Blue.", '{"colour": "blue"}')
+    translated = await tasks.run_task("translate", "That is good.", {"target": "German"}, offloader=off)
+    assert translated.text == "Das ist gut."
+    assert "into German" in local.calls[0].messages[1].content
+    asked = await tasks.ask("Name a colour.", system="Be brief.", offloader=off)
+    assert asked.text == "Blue."
+    assert [m.content for m in local.calls[1].messages] == ["Be brief.", "Name a colour."]
+    schema = {"type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"]}
+    structured = await tasks.ask("Name a colour.", schema=schema, offloader=off)
+    assert structured.output == {"colour": "blue"}
+    with pytest.raises(InputError, match="no task 'nope'"):
+        await tasks.run_task("nope", "x", offloader=off)
+    with pytest.raises(InputError, match="gate must be one of off, checks, judge"):
+        await tasks.ask("x", offloader=off, gate="strict")
+
+
+def test_library_functions_document_themselves() -> None:
+    assert tasks.translate.__doc__ is not None
+    assert tasks.translate.__doc__.startswith(TASKS["translate"].description)
+    assert "target" in tasks.translate.__doc__
+    assert tasks.run_template.__name__ == "run_template"
+
+
+async def test_a_new_entry_appears_everywhere_without_other_edits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One table entry (plus its builder) is a task: schema, batch job, runner, commands."""
+    from click.testing import CliRunner
+
+    from offload.batching.inputs import Item
+    from offload.batching.jobs import make_job
+    from offload.cli import batch as batch_cli
+    from offload.cli import cli
+    from offload.cli import tasks as task_cli
+    from offload.tasks.spec import TaskSpec
+    from offload.tasks.table import TASKS as table
+    from tests.test_tasks import setup
+
+    def build(text: str, /, *, words: int = 6) -> TaskSpec:
+        return TaskSpec(name="title", system="You write titles.", prompt=f"A {words}-word title for: {text}")
+
+    words = Option("words", "integer", "Title length in words.", default=6, minimum=2, maximum=12)
+    d = TaskDef("title", "A short title for a text.", build, (words,))
+    monkeypatch.setitem(table, "title", d)
+    assert input_schema("title")["properties"]["words"]["maximum"] == 12
+    assert make_job("title", {"words": "4"}).spec(Item(1, "notes", {})).prompt == "A 4-word title for: notes"
+    off, local, _ = setup()
+    local.add("Notes On Offloading")
+    result = await tasks.run_task("title", "notes about offloading", {"words": 3}, offloader=off)
+    assert result.text == "Notes On Offloading"
+    try:
+        task_cli.command(d)
+        batch_cli.command(d)
+        assert "--words INTEGER RANGE" in CliRunner().invoke(cli, ["title", "--help"]).output
+        assert "--words INTEGER RANGE" in CliRunner().invoke(cli, ["batch", "title", "--help"]).output
+    finally:
+        cli.commands.pop("title", None)
+        batch_cli.batch_group.commands.pop("title", None)

@@ -19,7 +19,7 @@ from offload.ledger.rows import call_avoided, call_cost, resolve_baseline
 
 if TYPE_CHECKING:
     from offload.config import Config
-    from offload.router import CallEvent, Routed
+    from offload.routing.plan import CallEvent, Routed
     from offload.tasks.runner import TaskResult
 
 OUTPUT_SCHEMA: dict[str, Any] = {

@@ -110,7 +110,7 @@ class Service:
     async def _note_loading(self, task: str, model: str | None) -> None:
         """Say so when the chain's first model is not loaded yet: this call will wait for the load."""
         from offload.providers.base import ModelManager
-        from offload.router import CallOptions
+        from offload.routing import CallOptions
 
         try:
             first = self.offloader.router.candidates(CallOptions(model=model, task=task))[0]

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 BUILTIN_TASKS = tuple(name for name in TASKS if name not in ("ask", "run"))
 SETTINGS = tuple(s.name for s in _SETTINGS)
+_SETTINGS_DOC = "Settings: " + ", ".join(f"``{s.name}``" for s in _SETTINGS) + "; ``offloader``."
 
 
 @asynccontextmanager
@@ -88,7 +89,9 @@ def _function(name: str) -> Callable[..., Awaitable[TaskResult]]:
         return await run_task(d, text, values, offloader=offloader, **settings)
 
     call.__name__ = call.__qualname__ = d.function or d.name
-    call.__doc__ = d.description
+    call.__doc__ = "\n".join(
+        [d.description, "", *(f"``{o.name}``: {o.help}" for o in d.on("library")), "", _SETTINGS_DOC]
+    )
     call.__signature__ = signature  # type: ignore[attr-defined]
     return call
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from offload.errors import Attempt, LocalOnlyRefused, QualityGateFailed
-from offload.router import CallOptions, Routed, Router
+from offload.routing.router import CallOptions, Routed, Router
 from offload.tasks import progress
 from offload.tasks.spec import TaskSpec
 from offload.tasks.structured import parse_json
-from offload.tasks.table import Gate, OnFail
+from offload.tasks.taskdef import Gate, OnFail
 from offload.types import ChatRequest, JsonSchema, Message, Usage
 
 JUDGE_SCHEMA = {

@@ -1,4 +1,5 @@
-"""The task table: every task offload offers, declared once, and the settings they share.
+"""The task table: every task offload offers, declared once (the shapes, ``Option`` and
+``TaskDef``, and the shared settings are in ``offload.tasks.taskdef``, re-exported here).
 
 Each ``TaskDef`` names a task, says in one line what it does, lists its input and its options
 (``Option``: name, type, default, help, choices, required), points at the prompt builder that
@@ -16,6 +17,10 @@ Public API (kept stable)::
 
     from offload.tasks.table import TASKS, SETTINGS, input_schema, template_task, get_task
     TASKS["translate"].options          # (Option("target", ...), Option("source_language", ...))
+    TASKS["translate"].on("batch")      # the options one surface offers (library|cli|batch|schema)
+    TASKS["translate"].values({"target": "de"})    # checked, coerced, defaults filled
+    settings_on("schema")               # the shared settings a surface offers (model, gate, ...)
+    check_settings({"gate": "judge"})   # TypeError for unknown names, InputError for bad values
     input_schema("translate")           # {"type": "object", "properties": {"text": ..., "target": ...}}
     input_schema("run", templates=["changelog"])   # ``name`` becomes an enum of the templates
     template_task("changelog")          # a user template (<config>/tasks/NAME.json5) as a TaskDef
@@ -29,222 +34,62 @@ its function in ``offload.tasks`` (one line; a test fails when it is missing).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from offload.errors import InputError
+from offload.tasks.taskdef import (
+    ALL,
+    GATES,
+    ON_FAIL,
+    SETTINGS,
+    Builder,
+    Gate,
+    OnFail,
+    Option,
+    OptionType,
+    Runner,
+    Surface,
+    TaskDef,
+    check_settings,
+    library_signature,
+    settings_on,
+)
 
 if TYPE_CHECKING:
     from offload.tasks.runner import RunSettings, TaskResult, TaskRunner
     from offload.tasks.spec import TaskSpec
 
-Gate = Literal["off", "checks", "judge"]
-OnFail = Literal["escalate", "fail", "warn"]
-GATES: tuple[str, ...] = get_args(Gate)
-ON_FAIL: tuple[str, ...] = get_args(OnFail)
-
-OptionType = Literal[
-    "string", "integer", "number", "boolean", "string_list", "json_schema", "string_map", "string_or_integer"
+__all__ = [
+    "ALL",
+    "GATES",
+    "LENGTHS",
+    "ON_FAIL",
+    "SETTINGS",
+    "TASKS",
+    "Builder",
+    "Gate",
+    "OnFail",
+    "Option",
+    "OptionType",
+    "Runner",
+    "Surface",
+    "TaskDef",
+    "check_settings",
+    "get_task",
+    "input_schema",
+    "library_signature",
+    "settings_on",
+    "template_task",
 ]
-"""``string_list``: a list of strings (CLI: ``a,b,c`` or ``--NAME-file``); ``json_schema``: a JSON
-Schema object (CLI: a file); ``string_map``: string variables (CLI: ``--var KEY=VALUE``);
-``string_or_integer``: one of ``choices`` or a number (CLI: digits become the number)."""
-Surface = Literal["library", "cli", "batch", "schema"]
-ALL: frozenset[Surface] = frozenset(get_args(Surface))
-Builder = Callable[..., "TaskSpec"]
-Runner = Callable[["TaskRunner", str, Mapping[str, Any], "RunSettings"], Awaitable["TaskResult"]]
-
-
-@dataclass(frozen=True)
-class Option:
-    """One input of a task (or one shared setting)."""
-
-    name: str
-    type: OptionType
-    help: str
-    default: Any = None
-    choices: tuple[str, ...] = ()
-    required: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    flag: str | None = None
-    """CLI long flag (default ``--name-with-dashes``)."""
-    short: str | None = None
-    off_flag: str | None = None
-    """For a tri-state boolean: the CLI flag that sets it false (default unset)."""
-    metavar: str | None = None
-    argument: bool = False
-    """A CLI positional argument (``offload run NAME``) instead of a flag."""
-    surfaces: frozenset[Surface] = ALL
-
-    @property
-    def cli_flag(self) -> str:
-        """The CLI long flag."""
-        return self.flag or "--" + self.name.replace("_", "-")
-
-    @property
-    def per_item(self) -> bool:
-        """Batch fills ``{field}`` placeholders in this option from each item."""
-        return self.type == "string" and not self.choices
-
-    def schema(self) -> dict[str, Any]:
-        """This option as a JSON Schema property."""
-        prop: dict[str, Any] = dict(_TYPES[self.type])
-        if self.type == "string_or_integer":
-            prop = {"anyOf": [{"type": "string", "enum": list(self.choices)}, {"type": "integer"}]}
-            if self.minimum is not None:
-                prop["anyOf"][1]["minimum"] = self.minimum
-        elif self.choices:
-            prop["enum"] = list(self.choices)
-        if self.type != "string_or_integer":
-            prop.update(
-                {k: v for k, v in (("minimum", self.minimum), ("maximum", self.maximum)) if v is not None}
-            )
-        prop["description"] = self.help
-        if self.default is not None:
-            prop["default"] = self.default
-        return prop
-
-    def coerce(self, value: Any, task: str) -> Any:
-        """``value`` in this option's shape (digit strings to numbers, ``a,b`` to a list)."""
-        if value is None:
-            return None
-        if self.type == "string_list" and isinstance(value, str):
-            return [x.strip() for x in value.split(",") if x.strip()]
-        if self.type in ("integer", "string_or_integer") and isinstance(value, str) and value.isdigit():
-            return int(value)
-        if self.type == "string" and self.choices and value not in self.choices:
-            raise InputError(
-                f"{task}: {self.name} must be one of {', '.join(self.choices)}, not {value!r}",
-                remedy=f"use {self.cli_flag} " + "|".join(self.choices),
-            )
-        return value
-
-
-_TYPES: dict[str, dict[str, Any]] = {
-    "string": {"type": "string"},
-    "integer": {"type": "integer"},
-    "number": {"type": "number"},
-    "boolean": {"type": "boolean"},
-    "string_list": {"type": "array", "items": {"type": "string"}},
-    "json_schema": {"type": "object"},
-    "string_map": {"type": "object", "additionalProperties": {"type": "string"}},
-    "string_or_integer": {},
-}
-
-
-@dataclass(frozen=True)
-class TaskDef:
-    """One task: what it takes, how its request is built, what it returns."""
-
-    name: str
-    description: str
-    """One line; the command's help and the tool's description."""
-    build: Builder
-    """``build(text, **options) -> TaskSpec``."""
-    options: tuple[Option, ...] = ()
-    output: Literal["text", "json"] = "text"
-    checks: tuple[str, ...] = ()
-    """What the ``checks`` gate verifies beyond non-empty, no refusal, valid JSON."""
-    input: str = "text"
-    """The library's name for the main input (the JSON Schema always calls it ``text``)."""
-    input_help: str = "The text to work on."
-    metavar: str = "TEXT"
-    cli_input: Literal["text", "path"] = "text"
-    """How the CLI reads the input: TEXT/@FILE/stdin, or a PATH (or stdin)."""
-    positional: tuple[str, ...] = ()
-    """Library parameters before ``*`` (the input first unless listed)."""
-    function: str = ""
-    """The ``offload.tasks`` function name (default: the task name)."""
-    run: Runner | None = None
-    """Runs the task instead of ``runner.run(build(...))`` (summaries split long inputs)."""
-    infer: Callable[[str, str | None], Mapping[str, Any]] | None = None
-    """Option values guessed from the input and its path, for options left at their default."""
-    resolve: Callable[[Mapping[str, Any]], tuple[TaskDef, dict[str, Any]]] | None = None
-    """Turns the call into another task (``run`` → the named template)."""
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    """Settings the task brings (a template's chain, gate, on_fail); the call's win."""
-    surfaces: frozenset[Surface] = ALL
-
-    def on(self, surface: Surface) -> tuple[Option, ...]:
-        """The options offered on ``surface``."""
-        return tuple(o for o in self.options if surface in o.surfaces)
-
-    def option(self, name: str) -> Option:
-        """The option called ``name``."""
-        return next(o for o in self.options if o.name == name)
-
-    def values(self, given: Mapping[str, Any], surface: Surface = "library") -> dict[str, Any]:
-        """Every option's value: ``given`` checked and coerced, defaults for the rest.
-
-        Unknown names raise ``TypeError``; a missing required option raises ``InputError``.
-        """
-        known = {o.name: o for o in self.on(surface)}
-        unknown = [k for k in given if k not in known]
-        if unknown:
-            raise TypeError(
-                f"unknown option(s) for {self.name}: {', '.join(unknown)}; known: {', '.join(known)}"
-            )
-        out: dict[str, Any] = {}
-        for name, opt in known.items():
-            value = opt.coerce(given.get(name), self.name)
-            if value is None and opt.required:
-                raise InputError(f"{self.name} needs {name}", remedy=f"give {opt.cli_flag} ({opt.help})")
-            out[name] = opt.default if value is None else value
-        return out
-
-    async def execute(
-        self, runner: TaskRunner, text: str, values: Mapping[str, Any], settings: RunSettings
-    ) -> TaskResult:
-        """Run the task once on ``runner`` with resolved option ``values``."""
-        if self.run is not None:
-            return await self.run(runner, text, values, settings)
-        return await runner.run(self.build(text, **values), settings)
-
-
-# --- the shared settings ---------------------------------------------------------------------
-
-_PUBLIC: frozenset[Surface] = ALL
-_LIBRARY: frozenset[Surface] = frozenset({"library"})
-SETTINGS: tuple[Option, ...] = (
-    Option(
-        "model", "string", "Model, alias or provider/model to start the chain.", short="-m", metavar="REF"
-    ),
-    Option("local_only", "boolean", "Never contact a hosted provider.", off_flag="--allow-hosted"),
-    Option("gate", "string", "Quality gate (default: checks).", choices=GATES),
-    Option(
-        "on_fail", "string", "When the gate fails (default: escalate to the next model).", choices=ON_FAIL
-    ),
-    Option("judge", "string", "Model that scores answers for gate judge.", metavar="REF"),
-    Option("judge_sample", "number", "Share of local answers the judge scores.", surfaces=_LIBRARY),
-    Option("judge_threshold", "number", "Lowest passing judge score (1-10).", surfaces=_LIBRARY),
-    Option("reasks", "integer", "Re-asks on the same model after a failed check.", surfaces=_LIBRARY),
-    Option("chain", "string_list", "Explicit candidate chain (provider/model refs).", surfaces=_LIBRARY),
-)
-"""Settings every task accepts: how it is routed and gated (not what it does)."""
-
-
-def settings_on(surface: Surface) -> tuple[Option, ...]:
-    """The shared settings offered on ``surface``."""
-    return tuple(s for s in SETTINGS if surface in s.surfaces)
-
-
-def check_settings(settings: Mapping[str, Any]) -> None:
-    """``TypeError`` for an unknown setting, ``InputError`` for a value outside its choices."""
-    known = {s.name: s for s in SETTINGS}
-    unknown = [k for k in settings if k not in known]
-    if unknown:
-        raise TypeError(f"unknown task setting(s): {', '.join(unknown)}; known: {', '.join(known)}")
-    for name, value in settings.items():
-        known[name].coerce(value, "settings")
 
 
 # --- the table -------------------------------------------------------------------------------
 
 
 def _builtin(name: str) -> Builder:
-    def build(text: str, **options: Any) -> TaskSpec:
+    def build(text: str, /, **options: Any) -> TaskSpec:
         from offload.tasks import builtin
 
         spec: TaskSpec = getattr(builtin, name)(text, **options)
@@ -267,7 +112,7 @@ def _review_kind(text: str, path: str | None) -> Mapping[str, Any]:
     return {"kind": "file" if path else "text"}
 
 
-def _resolved_first(text: str, **options: Any) -> TaskSpec:
+def _resolved_first(text: str, /, **options: Any) -> TaskSpec:
     raise TypeError("run is resolved into its template's task before it is built")
 
 
@@ -307,7 +152,7 @@ TASKS: Mapping[str, TaskDef] = {
             "Extract structured data as JSON that validates against a schema.",
             _builtin("extract"),
             (
-                Option("schema", "json_schema", "JSON Schema of the answer (CLI: a file).", metavar="FILE"),
+                Option("schema", "json_schema", "JSON Schema of the answer.", metavar="FILE"),
                 Option(
                     "fields", "string", "Field list instead of a schema, e.g. 'name, age int, tags list'."
                 ),
@@ -321,7 +166,13 @@ TASKS: Mapping[str, TaskDef] = {
             "Classify text into one (or several) of the given labels.",
             _builtin("classify"),
             (
-                Option("labels", "string_list", "The labels to choose from (CLI: a,b,c).", required=True),
+                Option(
+                    "labels",
+                    "string_list",
+                    "The labels to choose from.",
+                    required=True,
+                    missing="classification needs at least two labels",
+                ),
                 Option("multi", "boolean", "Allow several labels.", default=False),
                 Option("confidence", "boolean", "Ask the model how sure it is (0-1).", default=False),
                 Option("instructions", "string", "Extra guidance on how to decide."),
@@ -342,6 +193,7 @@ TASKS: Mapping[str, TaskDef] = {
                     "How to rewrite: tone, audience, length…",
                     required=True,
                     flag="--how",
+                    missing="rewrite needs an instruction",
                 ),
             ),
             checks=("not identical to the input",),
@@ -354,7 +206,12 @@ TASKS: Mapping[str, TaskDef] = {
             _builtin("review"),
             (
                 Option("focus", "string", "What to look for (security, performance…)."),
-                Option("kind", "string", "What the input is (code, diff, file, text…).", default="code"),
+                Option(
+                    "kind",
+                    "string",
+                    "What the input is (code, diff, file, text…); the CLI guesses it from the input.",
+                    default="code",
+                ),
             ),
             output="json",
             checks=("findings with location, severity and message",),
@@ -380,7 +237,14 @@ TASKS: Mapping[str, TaskDef] = {
             "Translate text into another language (checked to be in that language).",
             _builtin("translate"),
             (
-                Option("target", "string", "Target language (e.g. German, ja).", required=True, flag="--to"),
+                Option(
+                    "target",
+                    "string",
+                    "Target language (e.g. German, ja).",
+                    required=True,
+                    flag="--to",
+                    missing="translate needs a target language",
+                ),
                 Option(
                     "source_language",
                     "string",
@@ -411,7 +275,7 @@ TASKS: Mapping[str, TaskDef] = {
                 Option(
                     "schema",
                     "json_schema",
-                    "Answer as JSON valid against this schema (CLI: a file).",
+                    "Answer as JSON valid against this schema.",
                     metavar="FILE",
                 ),
             ),
@@ -453,7 +317,7 @@ def template_task(name: str, base: Any = None) -> TaskDef:
     template = load_template(name, base)
     options = tuple(
         Option(var, "string", f"Value for {{{var}}}.", default=template.defaults.get(var),
-               required=var not in template.defaults)
+               required=var not in template.defaults, flag=f"--var {var}=...")
         for var in template.variables
         if var != "text"
     )  # fmt: skip
@@ -462,7 +326,7 @@ def template_task(name: str, base: Any = None) -> TaskDef:
     return TaskDef(
         name,
         template.description or f"User task {name}.",
-        lambda text, **variables: template.spec(text, variables),
+        lambda text, /, **variables: template.spec(text, variables),
         options,
         output="json" if template.output == "json" else "text",
         settings={k: v for k, v in settings.items() if v is not None},
@@ -490,39 +354,3 @@ def input_schema(
         "required": ["text", *(o.name for o in options if o.required)],
         "additionalProperties": False,
     }
-
-
-def library_signature(d: TaskDef) -> Any:
-    """The ``inspect.Signature`` of ``d``'s ``offload.tasks`` function."""
-    import inspect
-
-    P = inspect.Parameter
-    positional = d.positional or (d.input,)
-    params: list[inspect.Parameter] = []
-    for name in positional:
-        if name == d.input:
-            params.append(P(name, P.POSITIONAL_OR_KEYWORD, annotation="str"))
-        else:
-            opt = d.option(name)
-            default = P.empty if opt.required else opt.default
-            params.append(P(name, P.POSITIONAL_OR_KEYWORD, default=default, annotation=_annotation(opt)))
-    for opt in d.on("library"):
-        if opt.name not in positional:
-            params.append(P(opt.name, P.KEYWORD_ONLY, default=opt.default, annotation=_annotation(opt)))
-    params.append(P("offloader", P.KEYWORD_ONLY, default=None, annotation="Offloader | None"))
-    params.append(P("settings", P.VAR_KEYWORD, annotation="Any"))
-    return inspect.Signature(params, return_annotation="TaskResult")
-
-
-def _annotation(opt: Option) -> str:
-    base = {
-        "string": "str",
-        "integer": "int",
-        "number": "float",
-        "boolean": "bool",
-        "string_list": "Sequence[str]",
-        "json_schema": "Mapping[str, Any]",
-        "string_map": "Mapping[str, str]",
-        "string_or_integer": "str | int",
-    }[opt.type]
-    return base if opt.required or opt.default is not None else f"{base} | None"

@@ -3,7 +3,7 @@
 ``plan`` looks at a call before anything is sent: local-only mode drops hosted candidates,
 declared context windows too small for the request are skipped (and a request that fits no
 candidate fails at once, naming the sizes), as are unsupported APIs and candidates that cannot
-continue a server-side thread. ``Router`` (``offload.router``) then calls what remains.
+continue a server-side thread. ``Router`` (``offload.routing.router``) then calls what remains.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from offload.errors import (
     ProviderError,
     Unreachable,
 )
-from offload.selection import Need
+from offload.routing.selection import Need
 from offload.tokens import estimate_prompt
 from offload.types import ChatRequest, ChatResult, ModelInfo, StreamEvent
 
@@ -128,11 +128,8 @@ def candidates(config: Config, options: CallOptions | None = None) -> list[Candi
 
 
 def local_only(config: Config, options: CallOptions) -> bool:
-    """Call flag > task setting > global setting."""
-    if options.local_only is not None:
-        return options.local_only
-    task = config.task(options.task).local_only
-    return task if task is not None else config.settings.local_only
+    """Local-only is a floor: the global setting, a task or a call can turn it on; none turns it off."""
+    return bool(config.settings.local_only or config.task(options.task).local_only or options.local_only)
 
 
 def plan(config: Config, request: ChatRequest, options: CallOptions) -> tuple[list[Candidate], list[Attempt]]:

@@ -6,8 +6,6 @@ The MCP SDK is imported only when the server starts, so ``offload --help`` stays
 
 from __future__ import annotations
 
-import json
-import shlex
 from pathlib import Path
 
 import click
@@ -45,6 +43,12 @@ KEY_VAR = "OFFLOAD_MCP_KEY"
     help="Most bytes of files one tool call reads (default 2000000).",
 )
 @click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="Send a progress notification at least this often during a call (default 5).",
+)
+@click.option(
     "--print-config",
     "print_config",
     type=click.Choice(TARGETS),
@@ -57,6 +61,7 @@ def mcp_cmd(
     key: str | None,
     root: str | None,
     max_bytes: int | None,
+    heartbeat: float | None,
     print_config: str | None,
 ) -> None:
     """Serve offload's tasks as MCP tools that read the files themselves (stdio by default)."""
@@ -74,11 +79,24 @@ def mcp_cmd(
     where = Path(root) if root else Path.cwd()
     if not http:
         note(f"offload mcp: serving on stdio; tools read files under {where.resolve()}")
-    run(mcpserver.run(current_config(), where, http=http, host=host, port=port, key=key, max_bytes=max_bytes))
+    server = mcpserver.run(
+        current_config(),
+        where,
+        http=http,
+        host=host,
+        port=port,
+        key=key,
+        max_bytes=max_bytes,
+        heartbeat=heartbeat,
+    )
+    run(server)
 
 
 def registration(target: str, *, http: bool, host: str, port: int, key: bool, root: str | None) -> str:
     """The command or config entry that registers this server with ``target`` (never the key itself)."""
+    import json
+    import shlex
+
     args = ["mcp", *(["--root", str(Path(root).resolve())] if root else [])]
     url = f"http://{host}:{port}/mcp"
     auth = f"Bearer ${{{KEY_VAR}}}"

@@ -12,7 +12,6 @@ An existing, different ``SKILL.md`` is never overwritten without ``--force``.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import click
@@ -27,6 +26,8 @@ PROJECT_DIRS = {"claude": ".claude/skills", "openclaw": "skills", "codex": ".age
 
 def skill_text() -> str:
     """The skill file's text."""
+    from importlib import resources
+
     return resources.files("offload").joinpath("skills", NAME, "SKILL.md").read_text(encoding="utf-8")
 
 

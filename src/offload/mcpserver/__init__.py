@@ -27,10 +27,12 @@ async def run(
     port: int = 8765,
     key: str | None = None,
     max_bytes: int | None = None,
+    heartbeat: float | None = None,
 ) -> None:
     """Serve offload's tools until the client disconnects (stdio) or the process is stopped (HTTP)."""
     from offload.mcpserver.catalog import tools
     from offload.mcpserver.files import DEFAULT_MAX_BYTES, Root
+    from offload.mcpserver.progress import HEARTBEAT
     from offload.mcpserver.server import build, check_bind, serve_http
     from offload.mcpserver.service import Service
     from offload.tasks.templates import available
@@ -39,7 +41,7 @@ async def run(
         check_bind(host, key)
     service = Service(config, Root(root, max_bytes=max_bytes or DEFAULT_MAX_BYTES))
     try:
-        server = build(tools(service, available()))
+        server = build(tools(service, available()), heartbeat=heartbeat or HEARTBEAT)
         if http:
             await serve_http(server, host, port, key)
         else:

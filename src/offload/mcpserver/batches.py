@@ -9,6 +9,7 @@ and can wait for a change while the caller sends progress. Nothing here knows ab
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import time
 from collections.abc import Mapping
@@ -93,7 +94,8 @@ class Jobs:
         )
         run = batch(task, real, output=target, config=self.config, **dict(options), **dict(settings))
         job.batch = run
-        job.runner = asyncio.create_task(self._run(job, run))
+        # a fresh context: the job outlives this call, its progress listener and its call log
+        job.runner = asyncio.create_task(self._run(job, run), context=contextvars.Context())
         self._jobs[job.id] = job
         return job
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -27,26 +28,34 @@ async def reporting(send: Send, first: str, *, heartbeat: float = HEARTBEAT) -> 
     """Notify ``first`` now, then every report made inside the block, plus heartbeats."""
     queue: asyncio.Queue[str] = asyncio.Queue()
     queue.put_nowait(first)
-    pump = asyncio.create_task(_pump(send, queue, heartbeat))
+    stop = asyncio.Event()
+    pump = asyncio.create_task(_pump(send, queue, stop, heartbeat))
     try:
         with listening(queue.put_nowait):
             yield
     finally:
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
+        stop.set()  # no task cancellation: a cancel racing a finished get can be lost on 3.11
+        await pump
 
 
-async def _pump(send: Send, queue: asyncio.Queue[str], heartbeat: float) -> None:
+async def _pump(send: Send, queue: asyncio.Queue[str], stop: asyncio.Event, heartbeat: float) -> None:
     started = time.monotonic()
     count = 0
-    while True:
-        try:
-            message = await asyncio.wait_for(queue.get(), heartbeat)
-        except TimeoutError:
-            message = (
-                f"still working ({time.monotonic() - started:.0f} s; a first call may be loading the model)"
-            )
-        count += 1
-        with contextlib.suppress(Exception):
-            await send(float(count), message)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            getting = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getting, stopping}, timeout=heartbeat, return_when=FIRST_COMPLETED)
+            if getting in done:
+                message = getting.result()
+            else:
+                getting.cancel()
+                if stopping in done:
+                    return
+                waited = time.monotonic() - started
+                message = f"still working ({waited:.0f} s; a first call may be loading the model)"
+            count += 1
+            with contextlib.suppress(Exception):
+                await send(float(count), message)
+    finally:
+        stopping.cancel()

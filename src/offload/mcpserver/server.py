@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from offload import __version__
 from offload.errors import InputError, OffloadError
 from offload.mcpserver import results
-from offload.mcpserver.progress import reporting
+from offload.mcpserver.progress import HEARTBEAT, reporting
 
 LOG = logging.getLogger("offload.mcp")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -69,18 +69,18 @@ class _Arguments(ArgModelBase):
         return dict(self.model_extra or {})
 
 
-def build(tools: list[ToolDef], *, name: str = "offload") -> MCPServer[Any]:
-    """An ``MCPServer`` serving ``tools``."""
+def build(tools: list[ToolDef], *, name: str = "offload", heartbeat: float = HEARTBEAT) -> MCPServer[Any]:
+    """An ``MCPServer`` serving ``tools`` (progress at least every ``heartbeat`` seconds)."""
     return MCPServer(
         name,
         version=__version__,
         instructions=INSTRUCTIONS,
-        tools=[_sdk_tool(t) for t in tools],
+        tools=[_sdk_tool(t, heartbeat) for t in tools],
         log_level="WARNING",
     )
 
 
-def _sdk_tool(defn: ToolDef) -> Tool:
+def _sdk_tool(defn: ToolDef, heartbeat: float) -> Tool:
     validator = Draft202012Validator(defn.input_schema)
 
     async def call(ctx: Context[Any, Any], **args: Any) -> CallToolResult:
@@ -93,7 +93,7 @@ def _sdk_tool(defn: ToolDef) -> Tool:
             await ctx.report_progress(step, None, message)
 
         try:
-            async with reporting(send, f"{defn.name}: started"):
+            async with reporting(send, f"{defn.name}: started", heartbeat=heartbeat):
                 payload = await defn.handler(args)
         except OffloadError as exc:
             return error_result(exc)

@@ -9,6 +9,7 @@ fenced as untrusted data (``fence``) before any model sees them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from offload.offloader import Offloader
     from offload.tasks.runner import TaskResult
 
+LOAD_CHECK_SECONDS = 5.0
 SETTING_KEYS = tuple(s.name for s in settings_on("schema"))
 
 
@@ -98,11 +100,32 @@ class Service:
             options = {**{k: v for k, v in guessed.items() if k not in options}, **options}
         if sources:
             progress.report(f"{task.name}: read {len(sources)} file(s), {len(text):,} characters")
+        await self._note_loading(task.name, args.get("model"))
         with results.Calls.collecting() as events:
             result = await run_task(task, text, options, offloader=self.offloader, **self.settings(args))
         if isinstance(result.output, str):
             result = _clean(result)
         return results.task_payload(result, events, self.config, sources)
+
+    async def _note_loading(self, task: str, model: str | None) -> None:
+        """Say so when the chain's first model is not loaded yet: this call will wait for the load."""
+        from offload.providers.base import ModelManager
+        from offload.routing import CallOptions
+
+        try:
+            first = self.offloader.router.candidates(CallOptions(model=model, task=task))[0]
+            provider = self.offloader.router.pool.get(first.provider.id)
+            if not isinstance(provider, ModelManager):
+                return
+            async with asyncio.timeout(LOAD_CHECK_SECONDS):
+                found = await provider.models()
+        except Exception:  # best effort: the call itself reports real problems
+            return
+        if first.ref.model == "auto":
+            if not any(m.loaded for m in found if m.is_llm):
+                progress.report(f"no model is loaded on {first.provider.id}: this call loads one first")
+        elif any(m.key == first.ref.model and not m.loaded for m in found):
+            progress.report(f"loading {first.name}: the first call loads the model, which can take a while")
 
     # --- models, stats, batches -------------------------------------------------------------
 

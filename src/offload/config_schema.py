@@ -121,6 +121,8 @@ class OffloadSettings:
     savings_baseline: str | None = None
     store_text: bool = False
     tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
+    keep_warm: int | None = None
+    """Idle seconds LM Studio keeps the models offload loads (its idle TTL); ``None``: no TTL."""
 
 
 class Problems:
@@ -338,7 +340,7 @@ def _model(raw: Any, path: str, p: Problems) -> ModelDef | None:
 
 # --- offload's own key ----------------------------------------------------------------------
 
-OFFLOAD_KEYS = ("localOnly", "embedded", "savings", "ledger", "tasks")
+OFFLOAD_KEYS = ("localOnly", "embedded", "savings", "ledger", "tasks", "keepWarm")
 TASK_KEYS = ("model", "localOnly", "gate", "onFail")
 
 
@@ -361,6 +363,7 @@ def read_offload(o: Mapping[str, Any], p: Problems) -> OffloadSettings:
         savings_baseline=p.string(savings.get("baseline"), "offload.savings.baseline"),
         store_text=bool(p.flag(ledger.get("storeText"), "offload.ledger.storeText")),
         tasks={name: _task(t, f"offload.tasks.{name}", p) for name, t in tasks.items()},
+        keep_warm=p.positive_int(o.get("keepWarm"), "offload.keepWarm"),
     )
 
 

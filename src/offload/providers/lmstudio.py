@@ -17,7 +17,15 @@ from typing import Any
 
 import httpx
 
-from offload.errors import BadResponse, ContextOverflow, ModelNotFound, ProviderError, closest
+from offload import loading
+from offload.errors import (
+    BadResponse,
+    ContextOverflow,
+    ModelNotFound,
+    OutOfMemory,
+    ProviderError,
+    closest,
+)
 from offload.http import RequestLog, is_local_url
 from offload.protocols import lmstudio as wire
 from offload.protocols.errors import ErrorContext, classify
@@ -132,7 +140,49 @@ class LMStudioProvider:
             data = await self._call("POST", wire.LOAD, expect="instance_id", body=body, model=key)
         except ModelNotFound as exc:
             raise await self._with_suggestions(exc, key) from None
+        except ProviderError as exc:
+            raise self._out_of_memory(exc, key) or exc from None
         return wire.parse_load(data)
+
+    async def load_with_ttl(self, key: str, ttl: int, *, embedding: bool = False) -> LoadResult:
+        """Load ``key`` with LM Studio's idle TTL: unloaded after ``ttl`` seconds without requests.
+
+        The native load endpoint rejects ``ttl``; LM Studio honours it only on a request that
+        loads the model just in time through the OpenAI-compatible routes. So the load is a
+        one-token completion (an embedding for embedding models) carrying ``ttl``.
+        """
+        started = time.perf_counter()
+        if embedding:
+            body: dict[str, Any] = {"model": key, "input": "warm-up", "ttl": ttl}
+            path, expect = "/v1/embeddings", "data"
+        else:
+            body = {"model": key, "messages": [{"role": "user", "content": "Reply OK."}], "max_tokens": 1}
+            body["ttl"] = ttl
+            path, expect = "/v1/chat/completions", "choices"
+        try:
+            data = await self._call("POST", path, expect=expect, body=body, model=key)
+        except ModelNotFound as exc:
+            raise await self._with_suggestions(exc, key) from None
+        except ProviderError as exc:
+            raise self._out_of_memory(exc, key) or exc from None
+        instance = str(data.get("model") or key) if isinstance(data, Mapping) else key
+        kind = "embedding" if embedding else "llm"
+        return LoadResult(instance.split("@", 1)[0], time.perf_counter() - started, kind, config={"ttl": ttl})
+
+    def _out_of_memory(self, exc: ProviderError, key: str) -> OutOfMemory | None:
+        """``exc`` as ``OutOfMemory`` when the server says the model did not fit."""
+        if isinstance(exc, OutOfMemory) or not loading.is_out_of_memory(exc.message):
+            return exc if isinstance(exc, OutOfMemory) else None
+        return OutOfMemory(
+            f"{key} does not fit in the memory left on {self.base_url}: {exc.message.splitlines()[0]}",
+            remedy="unload other models (offload unload --all), load a smaller variant, "
+            "or load with a smaller --context-length",
+            provider=self.name,
+            model=key,
+            address=self.base_url,
+            status=exc.status,
+            code=exc.code,
+        )
 
     async def unload(self, instance_id: str) -> None:
         """Unload one instance by its id (from ``loaded_instances[].id``)."""
@@ -241,7 +291,7 @@ class LMStudioProvider:
             return await self._with_suggestions(exc, request.model)
         if isinstance(exc, ContextOverflow) and exc.remedy is None:
             return await self._overflow(exc, request)
-        return exc
+        return self._out_of_memory(exc, request.model or "the model") or exc
 
     async def _safe_models(self) -> list[ModelInfo]:
         try:

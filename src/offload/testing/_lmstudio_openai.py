@@ -254,7 +254,7 @@ async def _embeddings(engine: Engine, call: Call) -> Response:
         raise errors.openai_invalid("'input' must be a string or a non-empty array of strings", "input")
     target = engine.resolve_embedding(str(call.body.get("model") or ""))
     try:
-        instance = await engine.ensure_instance(target, call.path)
+        instance = await engine.ensure_instance(target, call.path, call.body.get("ttl"))
     except TurnError as err:
         raise errors.openai_turn_error(err) from err
     data = [

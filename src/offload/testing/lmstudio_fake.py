@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -71,6 +72,10 @@ class LMStudioFake:
         default_context_length: context of loads that do not name one.
         auto_evict: a JIT load unloads earlier JIT-loaded models (LM Studio's default setting).
         system_prompt_bug: reproduce LM Studio's 500 for ``system_prompt`` with ``previous_response_id``.
+        memory_bytes: when set, a load (explicit or JIT) whose model's ``size_bytes`` does not fit
+            next to the loaded instances fails with LM Studio's out-of-memory 500 (its "insufficient
+            system resources" guardrail text; the exact REST body is not recorded, the shape is the
+            native error envelope).
 
     All knobs live in ``self.config`` and may be changed while serving.
     """
@@ -89,6 +94,7 @@ class LMStudioFake:
         default_context_length: int = 4096,
         auto_evict: bool = True,
         system_prompt_bug: bool = True,
+        memory_bytes: int | None = None,
     ) -> None:
         self.config = FakeConfig(
             auth_token=auth_token,
@@ -101,6 +107,7 @@ class LMStudioFake:
             default_context_length=default_context_length,
             auto_evict=auto_evict,
             system_prompt_bug=system_prompt_bug,
+            memory_bytes=memory_bytes,
         )
         self.stats = FakeStats()
         self.requests: list[RecordedRequest] = []
@@ -169,6 +176,17 @@ class LMStudioFake:
         )
         return instance.id
 
+    def instance_ttl(self, instance_id: str) -> float | None:
+        """The idle TTL of a loaded instance (``None``: stays loaded until unloaded)."""
+        instance = self._registry.instance(instance_id)
+        if instance is None:
+            raise KeyError(f"no loaded instance {instance_id!r}")
+        return instance.ttl
+
+    def pass_idle_time(self, seconds: float) -> list[str]:
+        """Unload what an idle TTL would have unloaded after ``seconds`` more without requests."""
+        return self._registry.expire_idle(time.monotonic() + seconds)
+
     def unload(self, instance_id: str) -> None:
         if self._registry.remove_instance(instance_id) is None:
             raise KeyError(f"no loaded instance {instance_id!r}")
@@ -219,6 +237,7 @@ class LMStudioFake:
             body, bad_json = parse_body(await request.body())
             self._note(request, body)
             path = request.url.path
+            self._registry.expire_idle(time.monotonic())
             try:
                 early, fault = await self._apply_fault(request, self._faults.take(path, "request"), body)
                 if early is not None:

@@ -32,7 +32,16 @@ from offload.protocols.errors import ErrorContext, classify
 from offload.providers._hosted import FULL_BODY, HostedHttp, with_timings
 from offload.settings import DEFAULT_LMSTUDIO_URL
 from offload.tokens import estimate_prompt
-from offload.types import ChatRequest, ChatResult, LoadResult, ModelInfo, StreamEnd, StreamEvent, TextDelta
+from offload.types import (
+    ChatRequest,
+    ChatResult,
+    LoadResult,
+    ModelInfo,
+    Progress,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+)
 
 AUTH_REMEDY = (
     "set LM_API_TOKEN (or pass --api-token) to a token from LM Studio → Developer → "
@@ -75,8 +84,12 @@ class LMStudioProvider:
         transport: httpx.AsyncBaseTransport | None = None,
         log: RequestLog | None = None,
         headers: Mapping[str, str] | None = None,
+        keep_warm: int | None = None,
     ) -> None:
         self.name = name
+        self.keep_warm = keep_warm
+        """When set, a model offload's calls need is loaded with this idle TTL (seconds) first."""
+        self._warm: dict[str, float] = {}
         self.base_url = base_url.rstrip("/")
         self.local = is_local_url(self.base_url) if local is None else local
         self._token = api_token
@@ -215,9 +228,28 @@ class LMStudioProvider:
             )
         return self._compat
 
+    async def _keep_warm(self, model: str | None) -> None:
+        """With ``keep_warm`` set, load a model the call needs that is not loaded yet with LM
+        Studio's idle TTL first (announced to ``offload.loading`` listeners as ``keep-warm``).
+        Checked again once a TTL has passed, since LM Studio may have unloaded it by then."""
+        ttl = self.keep_warm
+        now = time.monotonic()
+        if not ttl or not model or now - self._warm.get(model, -1e18) < ttl:
+            return
+        self._warm[model] = now
+        found = next(
+            (m for m in await self._safe_models() if model in (m.key, *(i.id for i in m.loaded_instances))),
+            None,
+        )
+        if found is None or found.loaded:
+            return
+        with loading.announced(self.name, self.base_url, found.key, "keep-warm"):
+            await self.load_with_ttl(found.key, ttl, embedding=not found.is_llm)
+
     async def chat(self, request: ChatRequest) -> ChatResult:
         """One chat on ``/api/v1/chat`` (or ``/v1/chat/completions`` when native cannot carry it)."""
         try:
+            await self._keep_warm(request.model)
             if wire.supports(request) is not None:
                 return await self._checked(request, await self.compat().chat(request))
             started = time.perf_counter()
@@ -235,6 +267,7 @@ class LMStudioProvider:
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """One streamed chat; yields deltas and progress, then ``StreamEnd``."""
         try:
+            await self._keep_warm(request.model)
             if wire.supports(request) is not None:
                 async for event in self.compat().stream_chat(request):
                     if isinstance(event, StreamEnd):
@@ -253,6 +286,7 @@ class LMStudioProvider:
         events = self._http.stream(
             wire.CHAT, self._chat_body(request, stream=True), expect="output", model=model
         )
+        load_started: float | None = None
         async for sse in events:
             if sse.event == FULL_BODY:
                 yield StreamEnd(
@@ -260,6 +294,8 @@ class LMStudioProvider:
                 )
                 return
             event = wire.parse_event(sse.event, sse.data, self._http.ctx(model), model=model)
+            if isinstance(event, Progress) and event.stage == "model_load":
+                load_started = self._jit_load_event(model, event, load_started)
             if event is None:
                 continue
             if first is None and isinstance(event, TextDelta):
@@ -267,6 +303,16 @@ class LMStudioProvider:
             if isinstance(event, StreamEnd):
                 event = StreamEnd(with_timings(event.result, started, first))
             yield event
+
+    def _jit_load_event(self, model: str, event: Progress, started: float | None) -> float | None:
+        """Tell ``offload.loading`` listeners about a load the server does for this stream."""
+        if started is None:
+            started = time.monotonic()
+            loading.emit(loading.LoadEvent(self.name, self.base_url, model, "start", "jit"))
+        if event.done:
+            seconds = time.monotonic() - started
+            loading.emit(loading.LoadEvent(self.name, self.base_url, model, "done", "jit", seconds))
+        return started
 
     async def _checked(self, request: ChatRequest, result: ChatResult) -> ChatResult:
         """Guard against the OpenAI routes' quirk: one loaded model answers any model name."""

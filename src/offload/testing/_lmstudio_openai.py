@@ -107,10 +107,10 @@ def routes(engine: Engine) -> list[tuple[str, str, Handler]]:
         return JSONResponse({"data": data, "object": "list"})
 
     async def chat_completions(call: Call) -> Response:
-        return await _chat_completions(engine, call)
+        return await chat_completions_response(engine, call)
 
     async def embeddings(call: Call) -> Response:
-        return await _embeddings(engine, call)
+        return await embeddings_response(engine, call)
 
     return [
         ("GET", "/v1/models", list_models),
@@ -135,7 +135,8 @@ def _stops(stop: str | list[Any] | None) -> tuple[str, ...]:
     return (stop,) if isinstance(stop, str) else tuple(str(s) for s in stop)
 
 
-async def _chat_completions(engine: Engine, call: Call) -> Response:
+async def chat_completions_response(engine: Engine, call: Call) -> Response:
+    """``POST /v1/chat/completions`` (also behind ``/api/v0/chat/completions``)."""
     body = call.body
     check_types(body, CHAT_TYPES, openai_type_error)
     system, history, user_text, images = split_conversation(parse_messages(body.get("messages")))
@@ -247,7 +248,8 @@ def embedding_vector(text: str) -> list[float]:
     return [round(v / norm, 6) for v in values]
 
 
-async def _embeddings(engine: Engine, call: Call) -> Response:
+async def embeddings_response(engine: Engine, call: Call) -> Response:
+    """``POST /v1/embeddings`` (also behind ``/api/v0/embeddings``)."""
     value = call.body.get("input")
     inputs = [value] if isinstance(value, str) else value
     if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):

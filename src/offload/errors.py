@@ -259,6 +259,13 @@ class ServerError(ProviderError):
     retryable = True
 
 
+class OutOfMemory(ServerError):
+    """A model did not fit in the server's memory when loading. Retrying unchanged will not help."""
+
+    kind = "out_of_memory"
+    retryable = False
+
+
 class BadResponse(ProviderError):
     """The server answered with something we cannot interpret."""
 

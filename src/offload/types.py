@@ -363,3 +363,5 @@ class LoadResult:
     status: str = "loaded"
     already_loaded: bool = False
     config: Mapping[str, Any] = field(default_factory=dict)
+    note: str | None = None
+    """What was done to make the load fit in memory (unloads, a smaller variant), if anything."""

@@ -186,6 +186,8 @@ class Router:
                     if isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta):
                         emitted = True
                     if isinstance(event, StreamEnd):
+                        # name the model as configured (llama-server reports its GGUF path)
+                        event = StreamEnd(replace(event.result, model=bound.model or event.result.model))
                         holder.routed = self._succeeded(cand, bound, event.result, started, walk, opts)
                     yield event
                 return

@@ -41,6 +41,7 @@ ResponseNotFound    no         no        no          no
 InvalidRequest      no         no        no          no
 RateLimited         yes        yes       yes         yes
 ServerError         yes        yes       yes         no
+OutOfMemory         no         yes       yes         yes
 BadResponse         no         yes       yes         no
 ==================  =========  ========  ==========  =============
 
@@ -264,6 +265,7 @@ class OutOfMemory(ServerError):
 
     kind = "out_of_memory"
     retryable = False
+    environmental = True
 
 
 class BadResponse(ProviderError):

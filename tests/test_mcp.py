@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from offload.mcpserver.fence import DATA_RULE
 from offload.tasks.table import TASKS, input_schema
 from offload.testing import FakeModel, FakeTurn, LMStudioFake, default_responder
 from tests.e2e import offload, write_config
@@ -255,6 +256,7 @@ async def test_instructions_inside_a_file_do_not_change_the_task(
     assert all("tools" not in b and "integrations" not in b for b in bodies)
     evil_body, clean_body = bodies[0], bodies[1]
     assert evil_body.get("system_prompt") == clean_body.get("system_prompt")
+    assert DATA_RULE in evil_body["system_prompt"]
     prompt = sent(fake)[0]
     nonce = re.search(r"=== BEGIN DATA ([0-9a-f]{12}): evil\.md ===", prompt)
     assert nonce is not None

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from offload.errors import InputError, OffloadError
 from offload.mcpserver import results
 from offload.mcpserver.batches import Jobs
-from offload.mcpserver.fence import fence, unfence
+from offload.mcpserver.fence import DATA_RULE, fence, unfence
 from offload.mcpserver.files import Root, Source
 from offload.tasks import progress
-from offload.tasks.table import TASKS, TaskDef, settings_on
+from offload.tasks.runner import RunSettings, TaskResult, TaskRunner
+from offload.tasks.spec import TaskSpec
+from offload.tasks.table import TASKS, TaskDef, check_settings, settings_on
 
 if TYPE_CHECKING:
     from offload.config import Config
     from offload.offloader import Offloader
-    from offload.tasks.runner import TaskResult
 
 LOAD_CHECK_SECONDS = 5.0
 SETTING_KEYS = tuple(s.name for s in settings_on("schema"))
@@ -86,8 +88,6 @@ class Service:
         For ``ask`` the ``text`` is the prompt (the caller's own instruction) and only the files
         are fenced material; for every other task both are material.
         """
-        from offload.tasks import run_task
-
         if task.name == "ask":
             prompt = str(args.get("text") or "")
             material, sources = self.material({"paths": args.get("paths")}, required=False)
@@ -102,10 +102,23 @@ class Service:
             progress.report(f"{task.name}: read {len(sources)} file(s), {len(text):,} characters")
         await self._note_loading(task.name, args.get("model"))
         with results.Calls.collecting() as events:
-            result = await run_task(task, text, options, offloader=self.offloader, **self.settings(args))
+            result = await self._run(task, text, options, self.settings(args))
         if isinstance(result.output, str):
             result = _clean(result)
         return results.task_payload(result, events, self.config, sources)
+
+    async def _run(
+        self, task: TaskDef, text: str, options: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> TaskResult:
+        """As ``offload.tasks.run_task``, on a runner whose system prompts say the input is data."""
+        values = task.values(options)
+        if task.resolve is not None:
+            task, given = task.resolve(values)
+            values = task.values(given)
+        check_settings(settings)
+        runner = DataRunner(self.offloader.router)
+        merged = {**task.settings, **settings}
+        return await task.execute(runner, text, values, runner.settings_for(task.name, **merged))
 
     async def _note_loading(self, task: str, model: str | None) -> None:
         """Say so when the chain's first model is not loaded yet: this call will wait for the load."""
@@ -200,9 +213,14 @@ class Service:
         return status
 
 
-def _clean(result: TaskResult) -> TaskResult:
-    from dataclasses import replace
+class DataRunner(TaskRunner):
+    """A task runner that tells the model, in the system prompt, that fenced input is data."""
 
+    async def run(self, spec: TaskSpec, settings: RunSettings | None = None) -> TaskResult:
+        return await super().run(replace(spec, system=f"{spec.system} {DATA_RULE}"), settings)
+
+
+def _clean(result: TaskResult) -> TaskResult:
     cleaned = unfence(result.text)
     return replace(result, output=cleaned, text=cleaned)
 

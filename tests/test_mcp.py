@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -282,23 +283,44 @@ async def test_models_and_stats(fake: LMStudioFake, root: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
-async def test_batch_runs_in_the_background(kind: str, fake: LMStudioFake, root: Path) -> None:
+async def test_batch_runs_in_the_background(kind: str, offload_home: Path, root: Path) -> None:
+    slow = LMStudioFake(service_time=0.4, parallel=1)  # items finish one by one while we wait
     progress = Progress()
-    async with connect(kind, root) as session:
-        started = await call(
-            session, "batch", {"task": "summarize", "path": "docs", "options": {"length": "sentence"}}
-        )
-        assert not started.is_error, text_of(started)
-        assert started.structured_content is not None
-        job = started.structured_content["job"]
-        status = await call(session, "batch_status", {"job": job, "wait": 120}, progress)
+    with slow.serve() as server:
+        config_for(offload_home, server.url)
+        async with connect(kind, root) as session:
+            args = {"task": "summarize", "path": "docs", "options": {"length": "sentence"}}
+            started = await call(session, "batch", args)
+            assert not started.is_error, text_of(started)
+            assert started.structured_content is not None
+            assert started.structured_content["state"] == "running"
+            job = started.structured_content["job"]
+            status = await call(session, "batch_status", {"job": job, "wait": 120}, progress)
     assert status.structured_content is not None
     assert status.structured_content["state"] == "done", status.structured_content
     assert status.structured_content["done"] == 3
     assert status.structured_content["output"] == "docs.summarize.jsonl"
     lines = (root / "docs.summarize.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["id"] for line in lines) == ["one.md", "three.md", "two.md"]
-    assert progress.seen
+    assert any(re.fullmatch(rf"batch {job}: \d of 3 items done", m) for m in progress.messages), (
+        progress.messages
+    )
+
+
+async def test_concurrent_calls_each_report_their_own_calls(fake: LMStudioFake, root: Path) -> None:
+    async with connect("stdio", root) as session, anyio.create_task_group() as group:
+        results: dict[str, Any] = {}
+
+        async def one(name: str, args: dict[str, Any]) -> None:
+            results[name] = (await call(session, "summarize", args)).structured_content
+
+        group.start_soon(one, "short", {"text": "A short note about lunch."})
+        group.start_soon(one, "long", {"paths": ["notes.txt"]})
+    assert results["short"]["model_calls"] == 1
+    assert results["long"]["model_calls"] == 1
+    assert results["long"]["tokens"]["input"] > results["short"]["tokens"]["input"]
+    assert results["long"]["sources"] == ["notes.txt"]
+    assert results["short"]["sources"] == []
 
 
 async def test_batch_refuses_paths_outside_the_root(fake: LMStudioFake, root: Path) -> None:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e import offload
-from tests.mcp_client import call, connect, text_of
+from tests.mcp_client import Progress, call, connect, text_of
 
 INIT = {
     "jsonrpc": "2.0",
@@ -119,8 +119,10 @@ async def test_summarize_a_file_on_the_embedded_engine(
     root.mkdir()
     example = Path(__file__).parent.parent / "examples" / "local-models.txt"
     (root / "doc.txt").write_text(example.read_text())
+    progress = Progress()
     async with connect("stdio", root) as session:
-        result = await call(session, "summarize", {"paths": ["doc.txt"], "length": "sentence", "gate": "off"})
+        args = {"paths": ["doc.txt"], "length": "sentence", "gate": "off"}
+        result = await call(session, "summarize", args, progress)
     assert not result.is_error, text_of(result)
     data = result.structured_content
     assert data is not None
@@ -128,3 +130,4 @@ async def test_summarize_a_file_on_the_embedded_engine(
     assert data["local"] is True
     assert data["text"].strip()
     assert data["tokens"]["output"] > 0
+    assert any("using the embedded engine" in m for m in progress.messages), progress.messages

@@ -27,6 +27,7 @@ from offload.tasks.table import TASKS, TaskDef, check_settings, settings_on
 if TYPE_CHECKING:
     from offload.config import Config
     from offload.offloader import Offloader
+    from offload.types import ModelInfo
 
 LOAD_CHECK_SECONDS = 5.0
 SETTING_KEYS = tuple(s.name for s in settings_on("schema"))
@@ -41,7 +42,8 @@ class Service:
         self.config = config
         self.root = root
         self.calls = results.Calls()
-        self.offloader = offloader or Offloader(config, observers=[self.calls])
+        # router notices (a failover, a fallback to the embedded engine) become the call's progress
+        self.offloader = offloader or Offloader(config, observers=[self.calls], notify=progress.report)
         if offloader is not None:
             offloader.router.observers.append(self.calls)
         self.jobs = Jobs(root, config)
@@ -111,11 +113,14 @@ class Service:
         self, task: TaskDef, text: str, options: Mapping[str, Any], settings: Mapping[str, Any]
     ) -> TaskResult:
         """As ``offload.tasks.run_task``, on a runner whose system prompts say the input is data."""
-        values = task.values(options)
-        if task.resolve is not None:
-            task, given = task.resolve(values)
-            values = task.values(given)
-        check_settings(settings)
+        try:
+            values = task.values(options)
+            if task.resolve is not None:
+                task, given = task.resolve(values)
+                values = task.values(given)
+            check_settings(settings)
+        except TypeError as exc:  # an option the task does not take
+            raise InputError(f"{task.name}: {exc}") from None
         runner = DataRunner(self.offloader.router)
         merged = {**task.settings, **settings}
         return await task.execute(runner, text, values, runner.settings_for(task.name, **merged))
@@ -225,7 +230,7 @@ def _clean(result: TaskResult) -> TaskResult:
     return replace(result, output=cleaned, text=cleaned)
 
 
-def _model_row(m: Any) -> dict[str, Any]:
+def _model_row(m: ModelInfo) -> dict[str, Any]:
     return {
         "key": m.key,
         "type": m.type,

@@ -14,6 +14,8 @@ from typing import Any
 
 import anyio
 import pytest
+
+pytest.importorskip("mcp", reason="needs the MCP SDK: pip install 'offload[mcp]'")
 from jsonschema import Draft202012Validator
 
 from offload.mcpserver.fence import DATA_RULE

@@ -11,8 +11,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-import httpx
 import pytest
+
+pytest.importorskip("mcp", reason="needs the MCP SDK: pip install 'offload[mcp]'")
 
 from tests.e2e import offload
 from tests.mcp_client import Progress, call, connect, text_of
@@ -37,6 +38,8 @@ def test_binding_off_loopback_needs_a_key(tmp_path: Path) -> None:
 
 
 async def test_a_key_is_required_when_set(tmp_path: Path) -> None:
+    import httpx2  # the MCP SDK's HTTP client
+
     root = tmp_path / "work"
     root.mkdir()
     async with connect(
@@ -46,9 +49,9 @@ async def test_a_key_is_required_when_set(tmp_path: Path) -> None:
         log = (tmp_path / "mcp-http.log").read_text()
         url = log.split("serving Streamable HTTP at ")[1].split()[0]
         headers = {"Accept": "application/json, text/event-stream"}
-        missing = httpx.post(url, json=INIT, headers=headers, timeout=30)
-        wrong = httpx.post(url, json=INIT, headers={**headers, "Authorization": "Bearer nope"}, timeout=30)
-        by_header = httpx.post(url, json=INIT, headers={**headers, "X-API-Key": "s3cret"}, timeout=30)
+        missing = httpx2.post(url, json=INIT, headers=headers, timeout=30)
+        wrong = httpx2.post(url, json=INIT, headers={**headers, "Authorization": "Bearer nope"}, timeout=30)
+        by_header = httpx2.post(url, json=INIT, headers={**headers, "X-API-Key": "s3cret"}, timeout=30)
     assert len(listed.tools) > 10
     assert missing.status_code == 401
     assert wrong.status_code == 401

@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 
 from offload.mcpserver.fence import DATA_RULE
 from offload.tasks.table import TASKS, input_schema
-from offload.testing import FakeModel, FakeTurn, LMStudioFake, default_responder
+from offload.testing import FakeModel, FakeTurn, LMStudioFake, OpenAIFake, default_responder
 from tests.e2e import offload, write_config
 from tests.mcp_client import Progress, call, connect, text_of, tool_names
 
@@ -188,6 +188,37 @@ async def test_a_model_load_sends_a_notice_and_heartbeats(kind: str, offload_hom
         in progress.messages
     )
     assert sum(m.startswith("still working") for m in progress.messages) >= 2, progress.messages
+
+
+async def test_an_escalation_says_why_and_what_it_cost(offload_home: Path, root: Path) -> None:
+    lms = LMStudioFake()
+    with lms.serve() as server, OpenAIFake(["gpt-4o-mini"], api_key="sk-test") as cloud:
+        write_config(
+            offload_home,
+            f"""{{ agents: {{ defaults: {{ model: {{ primary: "lmstudio/google/gemma-3-1b",
+                                                 fallbacks: ["cloud/gpt-4o-mini"] }} }} }},
+              models: {{ providers: {{
+                lmstudio: {{ baseUrl: "{server.url}" }},
+                cloud: {{ baseUrl: "{cloud.base_url}", apiKey: "sk-test", api: "openai-completions",
+                          local: false,
+                          models: [{{ id: "gpt-4o-mini", cost: {{ input: 0.15, output: 0.6 }} }}] }},
+              }} }},
+              offload: {{ embedded: {{ enabled: false }},
+                          savings: {{ baseline: "cloud/gpt-4o-mini" }} }} }}""",
+        )
+        lms.script("name is Maria", '{"name": "Maria", "age": "old"}', '{"name": "Maria"}')
+        cloud.script('{"name": "Maria Lopez", "age": 34}')
+        async with connect("stdio", root) as session:
+            result = await call(session, "extract", {"paths": ["docs/one.md"], "fields": "name, age int"})
+    data = result.structured_content
+    assert data is not None
+    assert data["output"] == {"name": "Maria Lopez", "age": 34}
+    assert data["served_by"] == "cloud/gpt-4o-mini"
+    assert data["local"] is False
+    assert data["escalated"] is True
+    assert data["escalation_reasons"][0].startswith("lmstudio/google/gemma-3-1b: ")
+    assert data["usd_spent"] > 0
+    assert "escalated: lmstudio/google/gemma-3-1b" in text_of(result)
 
 
 # --- confinement and errors --------------------------------------------------------------------

@@ -308,6 +308,9 @@ async def test_models_and_stats(fake: LMStudioFake, root: Path) -> None:
         await call(session, "summarize", {"paths": ["notes.txt"]})
         models = await call(session, "models", {"provider": "lmstudio"})
         stats = await call(session, "stats", {})
+        unknown = await call(session, "models", {"provider": "nope"})
+    assert unknown.is_error
+    assert "no provider 'nope'" in text_of(unknown)
     assert models.structured_content is not None
     listed = models.structured_content["providers"][0]
     assert listed["provider"] == "lmstudio"

@@ -149,16 +149,20 @@ class Service:
 
     async def models(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """Models on every local provider (loaded or not) and the hosted models the config declares."""
+        wanted = args.get("provider")
+        if wanted is not None and wanted not in self.config.providers:
+            known = ", ".join(self.config.providers)
+            raise InputError(f"no provider {wanted!r} in the config", remedy=f"use one of: {known}")
         providers: list[dict[str, Any]] = []
         for pid, cfg in self.config.providers.items():
             entry: dict[str, Any] = {"provider": pid, "local": cfg.local, "models": []}
-            if cfg.local and (args.get("provider") in (None, pid)):
+            if cfg.local and wanted in (None, pid):
                 try:
                     found = await self.offloader.router.pool.get(pid).models()
                     entry["models"] = [_model_row(m) for m in found]
                 except OffloadError as exc:
                     entry["error"] = exc.message
-            elif args.get("provider") in (None, pid):
+            elif wanted in (None, pid):
                 entry["models"] = [{"key": m.id, "loaded": None} for m in cfg.models]
             else:
                 continue

@@ -189,7 +189,7 @@ def test_kill_9_mid_run_then_resume_scores_every_item_once(
     servers: tuple[Path, LMStudioFake, LMStudioFake], tmp_path: Path
 ) -> None:
     config, local, _ = servers
-    local.service_time = 0.05
+    local.config.service_time = 0.5  # 20 notes one at a time: ~10 s, so the kill lands mid-run
     path = samples(tmp_path, NOTES, "notes.jsonl")
     work = tmp_path / "notes.jsonl.calibrate"
     answers = work / "lmstudio_auto.jsonl"
@@ -200,14 +200,14 @@ def test_kill_9_mid_run_then_resume_scores_every_item_once(
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if answers.exists() and len(answers.read_text().splitlines()) >= 5:
+        if answers.exists() and len(answers.read_text().splitlines()) >= 3:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     partial = len(answers.read_text().splitlines())
-    assert 5 <= partial < len(NOTES)
+    assert 3 <= partial < len(NOTES)
     run = offload(
         "--config", str(config), "calibrate", "summarize", str(path),
         "--local", "lmstudio/auto", "--reference", "cloud/big", "--json",

@@ -63,7 +63,7 @@ def test_every_error_class_is_exported() -> None:
 
 def test_stream_event_types_are_exported() -> None:
     events = typing.get_args(StreamEvent)
-    assert len(events) == 4
+    assert len(events) == 5  # text, reasoning, tool-call deltas, progress, end
     for event in events:
         assert getattr(offload, event.__name__) is event
     assert offload.StreamEvent == StreamEvent

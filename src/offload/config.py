@@ -36,6 +36,7 @@ from offload.config_schema import (
     TaskSettings,
     read_offload,
     read_providers,
+    read_routing,
 )
 from offload.errors import ConfigError
 from offload.settings import config_path
@@ -262,6 +263,7 @@ def parse_config(
     settings = read_offload(problems.obj(doc.get("offload", {}), "offload"), problems)
     chain = _default_chain(agents.get("model"), problems, settings.embedded and "embedded" in providers)
     aliases = _aliases(agents.get("models", {}), problems)
+    providers = _model_routing(agents.get("models", {}), providers, problems)
     problems.raise_if_any(source)
     shown = {**doc, "models": {**models, "mode": mode, "providers": merged}}
     if settings.savings_baseline is None and _priced(providers):
@@ -313,6 +315,26 @@ def _aliases(value: Any, problems: Problems) -> dict[str, str]:
             continue
         out[alias.strip().lower()] = ref
     return out
+
+
+def _model_routing(
+    value: Any, providers: dict[str, ProviderConfig], problems: Problems
+) -> dict[str, ProviderConfig]:
+    """Apply ``agents.defaults.models["provider/model"].params.provider`` (OpenRouter routing)."""
+    for ref, entry in problems.obj(value, "agents.defaults.models").items():
+        params = problems.obj(
+            problems.obj(entry, f'agents.defaults.models["{ref}"]').get("params", {}), "params"
+        )
+        path = f'agents.defaults.models["{ref}"].params.provider'
+        routing = read_routing(params.get("provider"), path, problems)
+        pid, _, mid = str(ref).partition("/")
+        provider = providers.get(pid.lower())
+        if not routing or provider is None or not mid:
+            continue
+        declared = provider.model(mid) or ModelDef(id=mid)
+        models = [m for m in provider.models if m.id != mid]
+        providers[provider.id] = replace(provider, models=(*models, replace(declared, routing=routing)))
+    return providers
 
 
 def describe_auto(ref: ModelRef) -> str:

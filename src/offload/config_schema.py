@@ -52,6 +52,8 @@ class ModelDef:
     context_window: int | None = None
     max_tokens: int | None = None
     api: str | None = None
+    routing: Mapping[str, Any] = field(default_factory=dict)
+    """OpenRouter provider preferences (``params.provider``: ``order``, ``only``, …), sent as-is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,8 @@ class OffloadSettings:
     store_text: bool = False
     tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
     gateway: GatewaySettings = field(default_factory=lambda: GatewaySettings())
+    keep_warm: int | None = None
+    """Idle seconds LM Studio keeps the models offload loads (its idle TTL); ``None``: no TTL."""
 
 
 class Problems:
@@ -332,14 +336,40 @@ def _model(raw: Any, path: str, p: Problems) -> ModelDef | None:
         context_window=p.positive_int(m.get("contextWindow"), f"{path}.contextWindow"),
         max_tokens=p.positive_int(m.get("maxTokens"), f"{path}.maxTokens"),
         api=p.string(m.get("api"), f"{path}.api"),
+        routing=read_routing(
+            p.obj(m.get("params", {}), f"{path}.params").get("provider"), f"{path}.params.provider", p
+        ),
     )
     return model if mid else None
+
+
+ROUTING_LISTS = ("order", "only", "ignore", "quantizations")
+ROUTING_FLAGS = ("allow_fallbacks", "require_parameters")
+
+
+def read_routing(raw: Any, path: str, p: Problems) -> dict[str, Any]:
+    """OpenRouter provider preferences (``{order: ["DeepInfra"], allow_fallbacks: false}``)."""
+    if raw is None:
+        return {}
+    prefs = dict(p.obj(raw, path))
+    for key in ROUTING_LISTS:
+        if key in prefs and p.strings(prefs[key], f"{path}.{key}") is None:
+            del prefs[key]
+    for key in ROUTING_FLAGS:
+        if key in prefs and p.flag(prefs[key], f"{path}.{key}") is None:
+            del prefs[key]
+    if (
+        "data_collection" in prefs
+        and p.choice(prefs["data_collection"], f"{path}.data_collection", ("allow", "deny")) is None
+    ):
+        del prefs["data_collection"]
+    return prefs
 
 
 # --- offload's own key ----------------------------------------------------------------------
 
 OFFLOAD_SECTIONS: dict[str, tuple[str, ...]] = {
-    "offload": ("localOnly", "embedded", "savings", "ledger", "tasks", "gateway"),
+    "offload": ("localOnly", "embedded", "savings", "ledger", "tasks", "gateway", "keepWarm"),
     "offload.embedded": ("enabled", "modelsDir", "threads"),
     "offload.savings": ("baseline",),
     "offload.ledger": ("storeText",),
@@ -389,6 +419,7 @@ def read_offload(o: Mapping[str, Any], p: Problems) -> OffloadSettings:
         store_text=bool(p.flag(ledger.get("storeText"), "offload.ledger.storeText")),
         tasks=task_settings,
         gateway=read_gateway(o.get("gateway", {}), p),
+        keep_warm=p.positive_int(o.get("keepWarm"), "offload.keepWarm"),
     )
 
 

@@ -33,8 +33,9 @@ from offload.batching.inputs import Format, InputProblem, Item, check_paths, rea
 from offload.batching.jobs import Job, fingerprint, make_job, typical_need
 from offload.batching.output import OutputFailed, OutputLog, Resume
 from offload.batching.progress import Tally
-from offload.batching.rows import ItemResult, environmental, error_row, result_row
+from offload.batching.rows import ItemResult, error_row, result_row
 from offload.errors import OffloadError
+from offload.routing.policy import environmental
 
 if TYPE_CHECKING:
     from offload.batching.cache import ResultCache
@@ -208,22 +209,26 @@ class Batch:
     async def _execute(self, job: Job, todo: list[Item]) -> AsyncIterator[ItemResult]:
         from offload.batching.cache import ResultCache
         from offload.offloader import Offloader
+        from offload.routing.cooldown import Cooldowns
         from offload.tasks.runner import TaskRunner
 
         own = self._offloader is None
         off = self._offloader or Offloader(
             self._config, api_token=self.spec.api_token, timeout=self.spec.timeout, notify=self._router_notice
         )
-        router = off.router
+        base = off.router  # only read: the run gets its own pool and cooldowns (Router.using)
         cache = ResultCache(self.spec.cache_path, read=self.spec.cache)
-        watched: set[str] = set()  # providers whose servers the fleet watches: no router cooldowns
         try:
+            planner = TaskRunner(base)
+            settings = planner.settings_for(job.name, **{**job.defaults, **self.spec.settings})
+            chain = self._chain(base, planner, job, settings)
+            self.fleet = await self._prepare(base, chain, job, todo)
+            router = base.using(
+                pool=self.fleet.pool(base.pool),
+                # the servers the fleet watches are rested per server, never the whole provider
+                cooldowns=Cooldowns(exempt=self.fleet.sets),
+            )
             runner = TaskRunner(router)
-            settings = runner.settings_for(job.name, **{**job.defaults, **self.spec.settings})
-            chain = self._chain(router, runner, job, settings)
-            self.fleet = await self._prepare(router, chain, job, todo)
-            watched = set(self.fleet.sets)
-            router.cooldowns.exempt(watched)
             if cache.broken:
                 self.note(f"offload: {cache.broken}")
             run = _Run(job, runner, settings, cache, self._fingerprint(job, chain, settings, router))
@@ -245,8 +250,8 @@ class Batch:
                         await dispatcher
         finally:
             cache.close()
-            router.cooldowns.unexempt(watched)
-            await self._release(router)
+            if self.fleet is not None:
+                await self.fleet.aclose()
             if own:
                 await off.aclose()
         if self.aborted is not None:
@@ -276,18 +281,6 @@ class Batch:
             self.note(f"offload: {note}")
         return fleet
 
-    async def _release(self, router: Router) -> None:
-        fleet = self.fleet
-        if fleet is None:
-            return
-        fleet.restore(router)
-        originals = {id(p) for p in fleet.originals.values()}
-        for eps in fleet.sets.values():
-            for ep in eps.endpoints:
-                if id(ep.provider) not in originals:
-                    with contextlib.suppress(Exception):
-                        await ep.provider.aclose()
-
     def _fingerprint(
         self, job: Job, chain: list[Candidate], settings: RunSettings, router: Router
     ) -> dict[str, Any]:
@@ -312,8 +305,8 @@ class Batch:
 
     def _target(self) -> int:
         """Items in flight: twice what the servers run at once, so a freed slot never waits on us."""
-        capacity = self.fleet.capacity() if self.fleet is not None else 1
-        return 2 * capacity + 2
+        slots = self.fleet.slots() if self.fleet is not None else 1
+        return 2 * slots + 2
 
     async def _dispatch(
         self, run: _Run, queue: deque[Item], results: asyncio.Queue[ItemResult | None]
@@ -374,10 +367,7 @@ class Batch:
 
     async def _one(self, run: _Run, item: Item) -> ItemResult | _Deferred:
         from offload.batching.cache import cache_key
-        from offload.batching.schedule import SERVED, Served
 
-        served = Served()
-        SERVED.set(served)
         started = time.monotonic()
         try:
             spec = run.job.spec(item)
@@ -398,7 +388,7 @@ class Batch:
             message = f"internal error: {type(exc).__name__}: {exc}"
             row = error_row(item, "internal", message, "please report this", time.monotonic() - started)
             return self._commit(item, row, error=OffloadError(message))
-        row = result_row(item, result, time.monotonic() - started, served.urls[-1] if served.urls else None)
+        row = result_row(item, result, time.monotonic() - started, _server(result))
         run.cache.put(key, {k: v for k, v in row.items() if k not in ("id", "server", "cached", "seconds")})
         return self._commit(item, row, result=result)
 
@@ -427,3 +417,11 @@ class Batch:
         if self._results_queue is not None:
             self._results_queue.put_nowait(done)
         return done
+
+
+def _server(result: TaskResult) -> str | None:
+    """The server that gave the item's answer (the last successful call's), when known."""
+    for attempt in reversed(result.attempts):
+        if attempt.outcome == "ok":
+            return attempt.address
+    return None

@@ -7,86 +7,82 @@ the config file. Heavy modules are imported inside the command.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from offload.cli._app import cli, current_config, json_option, note, print_json, run, table
+from offload.cli._taskopts import given, params, values
 from offload.errors import InputError
+from offload.tasks.table import TASKS, TaskDef
 
 if TYPE_CHECKING:
     from offload.calibrate.run import Calibration
 
-TASKS = ("summarize", "extract", "classify", "rewrite", "review", "brainstorm", "translate")
+F = TypeVar("F", bound=Callable[..., Any])
+
+CALIBRATED = ("summarize", "extract", "classify", "rewrite", "review", "brainstorm", "translate")
+"""Tasks calibrate can score (classify and extract by their own measures, the rest by a judge)."""
 
 
-@cli.command("calibrate")
-@click.argument("task", type=click.Choice(TASKS))
-@click.argument("samples", metavar="SAMPLES")
-@click.option(
-    "--local", "local", multiple=True, metavar="REF", help="Local candidate; repeat (default: the chain's)."
-)
-@click.option("--reference", metavar="REF", help="Yardstick model (default: the chain's first hosted model).")
-@click.option(
-    "--judge", metavar="REF", help="Model that compares free-text answers (default: the reference)."
-)
-@click.option(
-    "--min-quality", type=click.FloatRange(0, 1), default=0.9, show_default=True, help="Quality bar (0–1)."
-)
-@click.option(
-    "--expected-field", default="expected", show_default=True, metavar="NAME", help="Expected output."
-)
-@click.option("--id-field", metavar="NAME", help="Field holding each sample's id.")
-@click.option(
-    "--text-field", default="text", show_default=True, metavar="NAME", help="Field holding the text."
-)
-@click.option(
-    "--work-dir",
-    type=click.Path(file_okay=False),
-    help="Where answers are kept (default: SAMPLES.calibrate).",
-)
-@click.option("-o", "--output", "report", type=click.Path(dir_okay=False), help="Write the HTML report here.")
-@click.option(
-    "--apply", is_flag=True, help="Write the recommended chain into offload.tasks.TASK in the config."
-)
-@click.option("--local-only", is_flag=True, help="Refuse hosted models (the reference must then be local).")
-@click.option("-c", "--concurrency", type=click.IntRange(min=1), help="Requests in flight per server.")
-@click.option("--labels", help="classify: comma-separated labels (default: the expected labels).")
-@click.option("--fields", help='extract: fields, e.g. "name, age int, tags list".')
-@click.option(
-    "--schema", "schema_path", type=click.Path(dir_okay=False, exists=True), help="extract: JSON Schema file."
-)
-@click.option("--to", "target", help="translate: target language.")
-@click.option("--length", help="summarize: sentence, paragraph, bullets or a word count.")
-@click.option("--focus", help="summarize/review: what to focus on.")
-@click.option("--how", "instruction", help="rewrite: how to rewrite.")
-@click.option("-n", "--count", type=click.IntRange(min=1), help="brainstorm: how many ideas.")
-@json_option
-def calibrate_cmd(task: str, samples: str, as_json: bool, **opts: Any) -> None:
-    """Measure on your own SAMPLES which models can take TASK, and write the routing.
+@cli.group("calibrate")
+def calibrate_group() -> None:
+    """Measure on your own SAMPLES which models can take a task, and write the routing.
 
     \b
       offload calibrate classify tickets.jsonl --local embedded/auto --reference anthropic/claude-haiku-4-5
       offload calibrate summarize notes/ --local lmstudio/auto -o calibrate.html --apply
 
     SAMPLES is JSONL, CSV or a directory, optionally with an expected output per item
-    (--expected-field). Each model runs through the batch engine, so an interrupted run
-    resumes and reuses answers. The recommendation is the cheapest chain whose quality clears
-    --min-quality at the lower bound of its 95% interval.
+    (--expected-field); the task's own options are as for `offload batch TASK`. Each model runs
+    through the batch engine, so an interrupted run resumes and reuses answers. The
+    recommendation is the cheapest chain whose quality clears --min-quality at the lower bound
+    of its 95% interval.
     """
+
+
+def calibrate_options(fn: F) -> F:
+    """The options every ``offload calibrate`` subcommand shares."""
+    options = [
+        click.argument("samples", metavar="SAMPLES"),
+        click.option("--local", "local", multiple=True, metavar="REF", help="Local candidate; repeat."),
+        click.option("--reference", metavar="REF", help="Yardstick model (default: the chain's hosted one)."),
+        click.option("--judge", metavar="REF", help="Compares free-text answers (default: the reference)."),
+        click.option("--min-quality", type=click.FloatRange(0, 1), default=0.9, show_default=True),
+        click.option("--expected-field", default="expected", show_default=True, metavar="NAME"),
+        click.option("--id-field", metavar="NAME", help="Field holding each sample's id."),
+        click.option("--text-field", default="text", show_default=True, metavar="NAME"),
+        click.option("--work-dir", type=click.Path(file_okay=False), help="Default: SAMPLES.calibrate."),
+        click.option("-o", "--output", "report", type=click.Path(dir_okay=False), help="HTML report path."),
+        click.option("--apply", is_flag=True, help="Write the recommended chain into the config."),
+        click.option(
+            "--local-only", is_flag=True, help="Refuse hosted models (the reference must be local)."
+        ),
+        click.option(
+            "-c", "--concurrency", type=click.IntRange(min=1), help="Requests in flight per server."
+        ),
+        json_option,
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def execute(task: str, task_options: dict[str, Any], opts: dict[str, Any]) -> None:
+    """Run the calibration, print it, write the report and apply it if asked."""
     from offload.calibrate import CalibrateSpec, calibrate
 
-    options = _task_options(opts)
     spec = CalibrateSpec(
         task=task,
-        samples=samples,
+        samples=opts["samples"],
         local=tuple(opts["local"]),
         reference=opts["reference"],
         judge=opts["judge"],
         min_quality=opts["min_quality"],
-        options=options,
+        options=task_options,
         expected_field=opts["expected_field"],
         id_field=opts["id_field"],
         text_field=opts["text_field"],
@@ -105,7 +101,7 @@ def calibrate_cmd(task: str, samples: str, as_json: bool, **opts: Any) -> None:
             raise InputError(f"cannot write the report to {path}: {exc.strerror or exc}") from exc
         note(f"calibrate: report written to {path}")
     applied = _apply(task, cal) if opts["apply"] else None
-    if as_json:
+    if opts["as_json"]:
         out = cal.to_dict()
         if applied is not None:
             out["applied"] = applied
@@ -114,19 +110,20 @@ def calibrate_cmd(task: str, samples: str, as_json: bool, **opts: Any) -> None:
     click.echo(render_text(cal))
 
 
-def _task_options(opts: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if opts.get("labels"):
-        out["labels"] = [label.strip() for label in opts["labels"].split(",") if label.strip()]
-    if opts.get("schema_path"):
-        try:
-            out["schema"] = json.loads(Path(opts["schema_path"]).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read the schema {opts['schema_path']}: {exc}") from exc
-    for key in ("fields", "target", "length", "focus", "instruction", "count"):
-        if opts.get(key) is not None:
-            out[key] = opts[key]
-    return out
+def command(d: TaskDef) -> click.Command:
+    """The ``offload calibrate <task>`` command of ``d``, with the task's own options."""
+    # Nothing is required here: classify's labels default to the expected labels of the samples.
+    options = [replace(o, required=False) for o in d.on("batch") if not o.argument]
+
+    def callback(**opts: Any) -> None:
+        execute(d.name, given(values(options, opts)), opts)
+
+    fn = params(options)(calibrate_options(callback))
+    return calibrate_group.command(d.name, help=f"Calibrate {d.name}: {d.description}")(fn)
+
+
+COMMANDS = {name: command(TASKS[name]) for name in CALIBRATED}
+"""The generated commands, by task name."""
 
 
 def _apply(task: str, cal: Calibration) -> dict[str, Any]:

@@ -131,11 +131,11 @@ async def provider_check(cfg: ProviderConfig, config: Config) -> Check:
             await provider.models()
             return Check(cfg.id, "ok", f"{'hosted' if hosted else 'local'} API answers at {cfg.base_url}")
         models = await provider.models()
-        key = models[0].key if models else "none"
+        key = models[0].key if models else None  # None: the default model, or "how to install it"
         result = await provider.chat(
             ChatRequest.from_prompt(PING, model=key, max_output_tokens=8, temperature=0)
         )
-        return Check(cfg.id, "ok", "in-process llama.cpp: " + answered(key, result))
+        return Check(cfg.id, "ok", "in-process llama.cpp: " + answered(key or result.model, result))
     except OffloadError as exc:
         return Check(cfg.id, "fail", exc.message, exc.remedy)
     finally:

@@ -80,6 +80,7 @@ class Gateway:
         self._session = passthrough.make_session()
 
     async def _stop(self, app: web.Application) -> None:
+        self.accounting.flush()
         if self._session is not None:
             await self._session.close()
 
@@ -285,6 +286,9 @@ class Gateway:
             back = passthrough.reply_headers(upstream.headers)
             back.update(self._tags(step, out, failed or []))
             response = web.StreamResponse(status=upstream.status, headers=back)
+            length = upstream.headers.get("content-length")
+            if length is not None and length.isdigit() and not found.stream:
+                response.content_length = int(length)
             await response.prepare(request)
             sniffer = passthrough.UsageSniffer(found.stream)
             try:

@@ -23,7 +23,7 @@ from offload.gateway.usage import Outcome
 from offload.protocols.incoming import Incoming
 from offload.routing import CallOptions
 from offload.tokens import estimate_prompt
-from offload.types import ChatRequest, ChatResult, StreamEnd, StreamEvent, TextDelta
+from offload.types import ChatRequest, ChatResult, StreamEnd, StreamEvent, TextDelta, ToolCallDelta
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -72,7 +72,7 @@ async def serve_local(
     """Answer with ``step`` through the router; raises ``NextStep`` when nothing was sent yet."""
     from aiohttp import web
 
-    chat = clamp(incoming.request, step, local_max)
+    chat = clamp(wire.for_step(incoming.request, step.provider.api), step, local_max)
     options = CallOptions(chain=(step.name,), task=f"gateway/{out.scenario}")
     if not incoming.stream:
         try:
@@ -80,7 +80,7 @@ async def serve_local(
         except OffloadError as exc:
             raise _next(exc) from exc
         _count(out, routed.result)
-        body = json.dumps(wire.render(protocol, routed.result, incoming.model), ensure_ascii=False).encode()
+        body = json.dumps(wire.render(protocol, routed.result, incoming), ensure_ascii=False).encode()
         return web.Response(body=body, content_type="application/json", headers=headers)
     stream = router.stream(chat, options, live=True)
     return await _relay_events(request, stream.events, protocol, incoming, out, headers)
@@ -113,6 +113,9 @@ async def _relay_events(
             if isinstance(event, TextDelta) and event.text:
                 response = response or await begin()
                 await response.write(writer.text(event.text))
+            elif isinstance(event, ToolCallDelta):
+                response = response or await begin()
+                await response.write(writer.tool(event))
             elif isinstance(event, StreamEnd):
                 response = response or await begin()
                 _count(out, event.result)

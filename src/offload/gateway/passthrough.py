@@ -38,7 +38,7 @@ HOP_BY_HOP = frozenset(
         "accept-encoding",
     }
 )
-DROP_BACK = frozenset({"content-length", "connection", "keep-alive", "transfer-encoding", "content-encoding"})
+DROP_BACK = frozenset({"content-length", "connection", "keep-alive", "transfer-encoding"})
 SNIFF_LIMIT = 8 * 1024 * 1024
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 600.0

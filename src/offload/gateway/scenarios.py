@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from offload.config import Config
-from offload.config_schema import PASSTHROUGH, Chain, ModelDef, ProviderConfig
+from offload.config_schema import PASSTHROUGH, Chain, GatewaySettings, ModelDef, ProviderConfig
 from offload.errors import ConfigError
 from offload.tokens import CHARS_PER_TOKEN
 
@@ -97,10 +97,13 @@ class Routes:
     def __init__(self, config: Config) -> None:
         self.config = config
         settings = config.settings.gateway
+        defaults = GatewaySettings().scenarios
         self.threshold_bytes = int(settings.long_context_threshold * CHARS_PER_TOKEN)
         self.local_only = config.settings.local_only
         self._scenarios = {
-            name: self._compile(chain, f"offload.gateway.scenarios.{name}")
+            name: self._compile(
+                chain, f"offload.gateway.scenarios.{name}", strict=chain != defaults.get(name)
+            )
             for name, chain in settings.scenarios.items()
         }
         self._models = {
@@ -109,7 +112,8 @@ class Routes:
         }
         self._cache: dict[tuple[Protocol, str, str], tuple[Step, ...]] = {}
 
-    def _compile(self, chain: Chain, path: str) -> tuple[Step | None, ...]:
+    def _compile(self, chain: Chain, path: str, *, strict: bool = True) -> tuple[Step | None, ...]:
+        """Resolve a chain; a bad ref is an error naming its key, or skipped in a built-in default."""
         out: list[Step | None] = []
         for index, raw in enumerate((chain.primary, *chain.fallbacks)):
             if raw.strip().lower() == PASSTHROUGH:
@@ -118,6 +122,8 @@ class Routes:
             try:
                 ref = self.config.resolve(raw)
             except ConfigError as exc:
+                if not strict:
+                    continue
                 raise ConfigError(f"{path}[{index}]: {exc.message}", remedy=exc.remedy) from exc
             provider = self.config.providers[ref.provider]
             out.append(Step(provider, ref.model, relay=False))

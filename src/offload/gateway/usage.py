@@ -4,22 +4,26 @@ A request served locally costs nothing and avoids what the client's model would 
 the same tokens (the configured savings baseline when that model has no known price). A
 relayed or translated hosted request costs the served model's price. Rows carry task
 ``gateway/<scenario>``, the client (read from its User-Agent) and the scenario; they go onto
-the ledger's queue, so the request never waits on the disk.
+the ledger's queue in small batches, so the request never waits on the disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from offload.config_schema import Cost
 from offload.gateway.metrics import Metrics
 from offload.gateway.scenarios import Protocol, Routes, Step
-from offload.ledger.rows import local_day, mask_secrets, nano_usd
+from offload.ledger.rows import Row, local_day, mask_secrets, nano_usd
 
 if TYPE_CHECKING:
     from offload.ledger import Ledger
 
+BATCH_ROWS = 256
+BATCH_SECONDS = 0.05
+"""Rows are handed to the ledger's writer thread in batches: waking it per request costs throughput."""
 CLIENTS = (
     ("claude-cli", "claude-code"),
     ("claude-code", "claude-code"),
@@ -67,6 +71,8 @@ class Accounting:
         self.ledger = ledger
         self.metrics = metrics
         self._prices: dict[tuple[Protocol, str], tuple[Cost | None, str | None]] = {}
+        self._pending: list[Row] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     def price_of(self, protocol: Protocol, model: str) -> tuple[Cost | None, str | None]:
         """The price of the client's model and its ``provider/model`` name (cached)."""
@@ -133,4 +139,18 @@ class Accounting:
             out.client,
             out.scenario,
         )
-        self.ledger.record_row(row)
+        self._pending.append(row)
+        if len(self._pending) >= BATCH_ROWS:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(BATCH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Hand the rows gathered so far to the ledger's writer (called in batches, and at close)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        rows, self._pending = self._pending, []
+        if self.ledger is not None:
+            for row in rows:
+                self.ledger.record_row(row)

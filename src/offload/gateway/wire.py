@@ -1,5 +1,8 @@
 """The three client protocols behind one face: read a body, render an answer, stream, shape an error.
 
+``for_step`` decides what a translated step is sent: the request with its tools when the
+provider speaks OpenAI-style chat (LM Studio, llama.cpp, vLLM…), else tools flattened to text.
+
 Also maps offload's errors onto HTTP statuses, so each protocol's error keeps its meaning.
 """
 
@@ -25,8 +28,8 @@ from offload.errors import (
 from offload.gateway.scenarios import Protocol
 from offload.ledger.rows import mask_secrets
 from offload.protocols import anthropic_server, openai_chat_server, responses_server
-from offload.protocols.incoming import Incoming
-from offload.types import ChatResult
+from offload.protocols.incoming import Incoming, flatten_tools
+from offload.types import ChatRequest, ChatResult, ToolCallDelta
 
 
 class Writer(Interface):
@@ -34,6 +37,7 @@ class Writer(Interface):
 
     def start(self) -> bytes: ...
     def text(self, text: str) -> bytes: ...
+    def tool(self, piece: ToolCallDelta) -> bytes: ...
     def end(self, result: ChatResult) -> bytes: ...
     def error(self, status: int, message: str) -> bytes: ...
 
@@ -47,13 +51,13 @@ def read(protocol: Protocol, body: Mapping[str, Any]) -> Incoming:
     return responses_server.read(body)
 
 
-def render(protocol: Protocol, result: ChatResult, model: str) -> dict[str, Any]:
-    """The whole (non-streamed) answer."""
+def render(protocol: Protocol, result: ChatResult, incoming: Incoming) -> dict[str, Any]:
+    """The whole (non-streamed) answer, named after the model the client asked for."""
     if protocol == "anthropic":
-        return anthropic_server.render(result, model)
+        return anthropic_server.render(result, incoming.model)
     if protocol == "chat":
-        return openai_chat_server.render(result, model)
-    return responses_server.SseWriter(model).render(result)
+        return openai_chat_server.render(result, incoming.model)
+    return responses_server.SseWriter(incoming.model, incoming.request).render(result)
 
 
 def writer(protocol: Protocol, incoming: Incoming) -> Writer:
@@ -62,7 +66,15 @@ def writer(protocol: Protocol, incoming: Incoming) -> Writer:
         return anthropic_server.SseWriter(incoming.model)
     if protocol == "chat":
         return openai_chat_server.SseWriter(incoming.model, incoming.include_usage)
-    return responses_server.SseWriter(incoming.model)
+    return responses_server.SseWriter(incoming.model, incoming.request)
+
+
+TOOL_APIS = ("lmstudio", "openai-completions")
+
+
+def for_step(request: ChatRequest, api: str) -> ChatRequest:
+    """``request`` as ``api``'s provider can take it (tools kept only where they can be sent)."""
+    return request if api in TOOL_APIS else flatten_tools(request)
 
 
 def error_bytes(protocol: Protocol | None, status: int, message: str) -> bytes:

@@ -3,19 +3,19 @@
 Each server-side codec (``anthropic_server``, ``openai_chat_server``, ``responses_server``)
 reads a request body into an ``Incoming``: the ``ChatRequest`` a local model answers, plus the
 facts routing needs (the model name the client asked for, streaming, tools, thinking). Tool
-definitions are not carried to local models; tool calls and results already in the history are
-kept as text so the model still sees what happened.
+definitions, calls and results are carried as core types; ``flatten_tools`` turns them into text
+for a model that cannot be given tools.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from offload.errors import InputError
-from offload.types import ChatRequest
+from offload.types import ChatRequest, Message
 
 ATTRIBUTION_PREFIX = "x-anthropic-billing-header:"
 """Claude Code's per-request attribution line at the start of ``system[0]``."""
@@ -100,3 +100,42 @@ def strip_attribution(text: str) -> str:
         return text
     _, _, rest = text.partition("\n")
     return rest.lstrip("\n")
+
+
+def custom_input(arguments: str) -> str:
+    """The free text of a custom tool call sent as a function call (``{"input": …}``)."""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return arguments
+    if isinstance(value, Mapping) and isinstance(value.get("input"), str):
+        return str(value["input"])
+    return arguments
+
+
+def is_custom(request: ChatRequest, name: str) -> bool:
+    """True when ``name`` is one of the request's custom (free-text) tools."""
+    return any(t.custom and t.name == name for t in request.tools)
+
+
+def flatten_tools(request: ChatRequest) -> ChatRequest:
+    """``request`` for a model that is not given tools: no tool list, calls and results as text."""
+    if not request.tools and not any(m.tool_calls or m.role == "tool" for m in request.messages):
+        return request
+    messages: list[Message] = []
+    for m in request.messages:
+        if m.role == "tool":
+            messages.append(Message("user", tool_result_text(m.content)))
+        elif m.tool_calls:
+            calls = [tool_call_text(c.name, c.arguments) for c in m.tool_calls]
+            messages.append(Message(m.role, "\n\n".join([m.content, *calls]).strip(), m.images))
+        else:
+            messages.append(m)
+    return replace(request, messages=tuple(messages), tools=(), tool_choice=None)
+
+
+def json_arguments(value: Any) -> str:
+    """Tool-call arguments as JSON text."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value if value is not None else {}, ensure_ascii=False)

@@ -1,9 +1,10 @@
 """OpenAI Chat Completions, server side: a client's ``/v1/chat/completions`` body in, our answer out.
 
 ``read`` turns the body into an ``Incoming`` (``system``/``developer`` turns become the system
-prompt, ``image_url`` parts are kept, tool calls and ``tool`` turns stay as text). ``render``
-builds a ``chat.completion``; ``SseWriter`` the ``chat.completion.chunk`` stream: a role chunk,
-content chunks, a chunk with ``finish_reason``, a usage chunk when ``stream_options.include_usage``
+prompt, ``image_url`` parts are kept, tools, tool calls and ``tool`` turns become core types).
+``render`` builds a ``chat.completion``; ``SseWriter`` the ``chat.completion.chunk`` stream: a
+role chunk, content chunks, tool-call pieces (``index`` always; ``id``, type and name on a call's
+first piece), a chunk with ``finish_reason``, a usage chunk when ``stream_options.include_usage``
 asked for one, then ``[DONE]``. A failure after the first byte is a ``data: {"error": …}`` event.
 """
 
@@ -18,14 +19,13 @@ from typing import Any
 from offload.protocols.incoming import (
     Incoming,
     field_error,
+    json_arguments,
     optional_float,
     optional_int,
     require_list,
     require_model,
-    tool_call_text,
-    tool_result_text,
 )
-from offload.types import ChatRequest, ChatResult, Message, Role, Usage
+from offload.types import ChatRequest, ChatResult, Message, Role, ToolCall, ToolCallDelta, ToolSpec, Usage
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -67,27 +67,53 @@ def _message(raw: Any, index: int) -> Message | None:
     role = raw.get("role")
     text, images = _text(raw.get("content"), f"{path}.content")
     if role == "tool":
-        return Message("user", tool_result_text(text))
+        return Message("tool", text, tool_call_id=str(raw.get("tool_call_id") or ""))
     if role not in ROLES:
         raise field_error(f"{path}.role", '"system", "developer", "user", "assistant" or "tool"', role)
-    calls = raw.get("tool_calls")
-    if isinstance(calls, list):
-        for call in calls:
-            fn = call.get("function", {}) if isinstance(call, Mapping) else {}
-            if isinstance(fn, Mapping):
-                text = "\n\n".join(
-                    t for t in (text, tool_call_text(str(fn.get("name")), fn.get("arguments"))) if t
-                )
-    if not text and not images:
+    calls = tuple(
+        ToolCall(
+            str(c.get("id") or f"call_{i}"), str(fn.get("name") or ""), json_arguments(fn.get("arguments"))
+        )
+        for i, c in enumerate(raw.get("tool_calls") or [])
+        if isinstance(c, Mapping) and isinstance(fn := c.get("function"), Mapping)
+    )
+    if not text and not images and not calls:
         return None
-    return Message(ROLES[role], text, images)
+    return Message(ROLES[role], text, images, calls)
+
+
+def _tools(value: Any) -> tuple[ToolSpec, ...]:
+    out: list[ToolSpec] = []
+    for tool in value if isinstance(value, list) else []:
+        fn = tool.get("function") if isinstance(tool, Mapping) else None
+        if isinstance(fn, Mapping) and isinstance(fn.get("name"), str):
+            params = fn.get("parameters")
+            out.append(
+                ToolSpec(
+                    fn["name"],
+                    str(fn.get("description") or ""),
+                    dict(params) if isinstance(params, Mapping) else {},
+                )
+            )
+    return tuple(out)
+
+
+def tool_choice_of(value: Any) -> str | None:
+    """``tool_choice`` of either OpenAI API as a core word or tool name."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        fn = value.get("function")
+        name = fn.get("name") if isinstance(fn, Mapping) else value.get("name")
+        return str(name) if isinstance(name, str) else None
+    return None
 
 
 def read(body: Mapping[str, Any]) -> Incoming:
     """Read a ``/v1/chat/completions`` body; a malformed field raises ``InputError`` naming it."""
     model = require_model(body)
     messages = [m for i, raw in enumerate(require_list(body, "messages")) if (m := _message(raw, i))]
-    tools = body.get("tools")
+    tools = _tools(body.get("tools"))
     options = body.get("stream_options")
     effort = body.get("reasoning_effort")
     request = ChatRequest(
@@ -96,12 +122,14 @@ def read(body: Mapping[str, Any]) -> Incoming:
         temperature=optional_float(body, "temperature"),
         top_p=optional_float(body, "top_p"),
         store=False,
+        tools=tools,
+        tool_choice=tool_choice_of(body.get("tool_choice")) if tools else None,
     )
     return Incoming(
         request=request,
         model=model,
         stream=body.get("stream") is True,
-        has_tools=isinstance(tools, list) and bool(tools),
+        has_tools=bool(tools),
         thinking=isinstance(effort, str) and effort not in ("none", "minimal"),
         include_usage=isinstance(options, Mapping) and options.get("include_usage") is True,
     )
@@ -116,6 +144,8 @@ def _usage(usage: Usage) -> dict[str, int]:
 
 
 def _finish(result: ChatResult) -> str:
+    if result.tool_calls:
+        return "tool_calls"
     reason = result.finish_reason or "stop"
     return reason if reason in ("stop", "length", "tool_calls", "content_filter") else "stop"
 
@@ -130,12 +160,24 @@ def render(result: ChatResult, model: str) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result.content},
+                "message": _message_out(result),
                 "finish_reason": _finish(result),
             }
         ],
         "usage": _usage(result.usage),
     }
+
+
+def _message_out(result: ChatResult) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.content or None}
+    if result.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in result.tool_calls
+        ]
+    else:
+        message["content"] = result.content
+    return message
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
@@ -156,6 +198,7 @@ class SseWriter:
         self.include_usage = include_usage
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
+        self._seen: set[int] = set()
 
     def _chunk(self, delta: Mapping[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
@@ -173,6 +216,16 @@ class SseWriter:
     def text(self, text: str) -> bytes:
         """One content chunk."""
         return _data(self._chunk({"content": text}))
+
+    def tool(self, piece: ToolCallDelta) -> bytes:
+        """A piece of a tool call: ``index`` always, ``id``/``type``/name on the call's first piece."""
+        call: dict[str, Any] = {"index": piece.index, "function": {"arguments": piece.arguments}}
+        if piece.index not in self._seen:
+            self._seen.add(piece.index)
+            call["id"] = piece.id or f"call_{uuid.uuid4().hex[:24]}"
+            call["type"] = "function"
+            call["function"]["name"] = piece.name or ""
+        return _data(self._chunk({"tool_calls": [call]}))
 
     def end(self, result: ChatResult) -> bytes:
         """The finish chunk, the usage chunk when asked for, and ``[DONE]``."""

@@ -12,11 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+
+pytest.importorskip("mcp", reason="needs the MCP SDK: pip install 'offload[mcp]'")
 from jsonschema import Draft202012Validator
 
+from offload.mcpserver.fence import DATA_RULE
 from offload.tasks.table import TASKS, input_schema
-from offload.testing import FakeModel, FakeTurn, LMStudioFake, default_responder
+from offload.testing import FakeModel, FakeTurn, LMStudioFake, OpenAIFake, default_responder
 from tests.e2e import offload, write_config
 from tests.mcp_client import Progress, call, connect, text_of, tool_names
 
@@ -107,6 +111,8 @@ async def test_tools_are_generated_from_the_task_table(kind: str, fake: LMStudio
     by_name = {t.name: t for t in listed}
     for tool in listed:
         Draft202012Validator.check_schema(tool.input_schema)
+        assert tool.input_schema["type"] == "object"
+        assert not {"anyOf", "oneOf", "allOf"} & set(tool.input_schema)  # rejected at the top by some APIs
     for name in tasks:
         table = input_schema(name, templates=["shout"])
         schema = by_name[name].input_schema
@@ -184,6 +190,37 @@ async def test_a_model_load_sends_a_notice_and_heartbeats(kind: str, offload_hom
     assert sum(m.startswith("still working") for m in progress.messages) >= 2, progress.messages
 
 
+async def test_an_escalation_says_why_and_what_it_cost(offload_home: Path, root: Path) -> None:
+    lms = LMStudioFake()
+    with lms.serve() as server, OpenAIFake(["gpt-4o-mini"], api_key="sk-test") as cloud:
+        write_config(
+            offload_home,
+            f"""{{ agents: {{ defaults: {{ model: {{ primary: "lmstudio/google/gemma-3-1b",
+                                                 fallbacks: ["cloud/gpt-4o-mini"] }} }} }},
+              models: {{ providers: {{
+                lmstudio: {{ baseUrl: "{server.url}" }},
+                cloud: {{ baseUrl: "{cloud.base_url}", apiKey: "sk-test", api: "openai-completions",
+                          local: false,
+                          models: [{{ id: "gpt-4o-mini", cost: {{ input: 0.15, output: 0.6 }} }}] }},
+              }} }},
+              offload: {{ embedded: {{ enabled: false }},
+                          savings: {{ baseline: "cloud/gpt-4o-mini" }} }} }}""",
+        )
+        lms.script("name is Maria", '{"name": "Maria", "age": "old"}', '{"name": "Maria"}')
+        cloud.script('{"name": "Maria Lopez", "age": 34}')
+        async with connect("stdio", root) as session:
+            result = await call(session, "extract", {"paths": ["docs/one.md"], "fields": "name, age int"})
+    data = result.structured_content
+    assert data is not None
+    assert data["output"] == {"name": "Maria Lopez", "age": 34}
+    assert data["served_by"] == "cloud/gpt-4o-mini"
+    assert data["local"] is False
+    assert data["escalated"] is True
+    assert data["escalation_reasons"][0].startswith("lmstudio/google/gemma-3-1b: ")
+    assert data["usd_spent"] > 0
+    assert "escalated: lmstudio/google/gemma-3-1b" in text_of(result)
+
+
 # --- confinement and errors --------------------------------------------------------------------
 
 
@@ -255,6 +292,7 @@ async def test_instructions_inside_a_file_do_not_change_the_task(
     assert all("tools" not in b and "integrations" not in b for b in bodies)
     evil_body, clean_body = bodies[0], bodies[1]
     assert evil_body.get("system_prompt") == clean_body.get("system_prompt")
+    assert DATA_RULE in evil_body["system_prompt"]
     prompt = sent(fake)[0]
     nonce = re.search(r"=== BEGIN DATA ([0-9a-f]{12}): evil\.md ===", prompt)
     assert nonce is not None
@@ -270,6 +308,9 @@ async def test_models_and_stats(fake: LMStudioFake, root: Path) -> None:
         await call(session, "summarize", {"paths": ["notes.txt"]})
         models = await call(session, "models", {"provider": "lmstudio"})
         stats = await call(session, "stats", {})
+        unknown = await call(session, "models", {"provider": "nope"})
+    assert unknown.is_error
+    assert "no provider 'nope'" in text_of(unknown)
     assert models.structured_content is not None
     listed = models.structured_content["providers"][0]
     assert listed["provider"] == "lmstudio"
@@ -280,23 +321,44 @@ async def test_models_and_stats(fake: LMStudioFake, root: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
-async def test_batch_runs_in_the_background(kind: str, fake: LMStudioFake, root: Path) -> None:
+async def test_batch_runs_in_the_background(kind: str, offload_home: Path, root: Path) -> None:
+    slow = LMStudioFake(service_time=0.4, parallel=1)  # items finish one by one while we wait
     progress = Progress()
-    async with connect(kind, root) as session:
-        started = await call(
-            session, "batch", {"task": "summarize", "path": "docs", "options": {"length": "sentence"}}
-        )
-        assert not started.is_error, text_of(started)
-        assert started.structured_content is not None
-        job = started.structured_content["job"]
-        status = await call(session, "batch_status", {"job": job, "wait": 120}, progress)
+    with slow.serve() as server:
+        config_for(offload_home, server.url)
+        async with connect(kind, root) as session:
+            args = {"task": "summarize", "path": "docs", "options": {"length": "sentence"}}
+            started = await call(session, "batch", args)
+            assert not started.is_error, text_of(started)
+            assert started.structured_content is not None
+            assert started.structured_content["state"] == "running"
+            job = started.structured_content["job"]
+            status = await call(session, "batch_status", {"job": job, "wait": 120}, progress)
     assert status.structured_content is not None
     assert status.structured_content["state"] == "done", status.structured_content
     assert status.structured_content["done"] == 3
     assert status.structured_content["output"] == "docs.summarize.jsonl"
     lines = (root / "docs.summarize.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["id"] for line in lines) == ["one.md", "three.md", "two.md"]
-    assert progress.seen
+    assert any(re.fullmatch(rf"batch {job}: \d of 3 items done", m) for m in progress.messages), (
+        progress.messages
+    )
+
+
+async def test_concurrent_calls_each_report_their_own_calls(fake: LMStudioFake, root: Path) -> None:
+    async with connect("stdio", root) as session, anyio.create_task_group() as group:
+        results: dict[str, Any] = {}
+
+        async def one(name: str, args: dict[str, Any]) -> None:
+            results[name] = (await call(session, "summarize", args)).structured_content
+
+        group.start_soon(one, "short", {"text": "A short note about lunch."})
+        group.start_soon(one, "long", {"paths": ["notes.txt"]})
+    assert results["short"]["model_calls"] == 1
+    assert results["long"]["model_calls"] == 1
+    assert results["long"]["tokens"]["input"] > results["short"]["tokens"]["input"]
+    assert results["long"]["sources"] == ["notes.txt"]
+    assert results["short"]["sources"] == []
 
 
 async def test_batch_refuses_paths_outside_the_root(fake: LMStudioFake, root: Path) -> None:

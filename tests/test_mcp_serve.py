@@ -11,11 +11,12 @@ import sys
 import tomllib
 from pathlib import Path
 
-import httpx
 import pytest
 
+pytest.importorskip("mcp", reason="needs the MCP SDK: pip install 'offload[mcp]'")
+
 from tests.e2e import offload
-from tests.mcp_client import call, connect, text_of
+from tests.mcp_client import Progress, call, connect, text_of
 
 INIT = {
     "jsonrpc": "2.0",
@@ -37,6 +38,8 @@ def test_binding_off_loopback_needs_a_key(tmp_path: Path) -> None:
 
 
 async def test_a_key_is_required_when_set(tmp_path: Path) -> None:
+    import httpx2  # the MCP SDK's HTTP client
+
     root = tmp_path / "work"
     root.mkdir()
     async with connect(
@@ -46,9 +49,9 @@ async def test_a_key_is_required_when_set(tmp_path: Path) -> None:
         log = (tmp_path / "mcp-http.log").read_text()
         url = log.split("serving Streamable HTTP at ")[1].split()[0]
         headers = {"Accept": "application/json, text/event-stream"}
-        missing = httpx.post(url, json=INIT, headers=headers, timeout=30)
-        wrong = httpx.post(url, json=INIT, headers={**headers, "Authorization": "Bearer nope"}, timeout=30)
-        by_header = httpx.post(url, json=INIT, headers={**headers, "X-API-Key": "s3cret"}, timeout=30)
+        missing = httpx2.post(url, json=INIT, headers=headers, timeout=30)
+        wrong = httpx2.post(url, json=INIT, headers={**headers, "Authorization": "Bearer nope"}, timeout=30)
+        by_header = httpx2.post(url, json=INIT, headers={**headers, "X-API-Key": "s3cret"}, timeout=30)
     assert len(listed.tools) > 10
     assert missing.status_code == 401
     assert wrong.status_code == 401
@@ -119,8 +122,10 @@ async def test_summarize_a_file_on_the_embedded_engine(
     root.mkdir()
     example = Path(__file__).parent.parent / "examples" / "local-models.txt"
     (root / "doc.txt").write_text(example.read_text())
+    progress = Progress()
     async with connect("stdio", root) as session:
-        result = await call(session, "summarize", {"paths": ["doc.txt"], "length": "sentence", "gate": "off"})
+        args = {"paths": ["doc.txt"], "length": "sentence", "gate": "off"}
+        result = await call(session, "summarize", args, progress)
     assert not result.is_error, text_of(result)
     data = result.structured_content
     assert data is not None
@@ -128,3 +133,4 @@ async def test_summarize_a_file_on_the_embedded_engine(
     assert data["local"] is True
     assert data["text"].strip()
     assert data["tokens"]["output"] > 0
+    assert any("using the embedded engine" in m for m in progress.messages), progress.messages

@@ -33,15 +33,15 @@ def tools(service: Service, templates: list[str] | None = None) -> list[ToolDef]
 
 
 def task_schema(task: TaskDef, templates: list[str] | None = None) -> dict[str, Any]:
-    """The table's input schema for ``task`` plus ``paths`` (text or paths required)."""
+    """The table's input schema for ``task`` plus ``paths`` (one of text and paths is needed)."""
     schema = copy.deepcopy(input_schema(task, templates=templates or None))
     schema["properties"]["paths"] = {**PATHS, "description": ASK_PATHS} if task.name == "ask" else PATHS
     if task.name == "ask":
         schema["properties"]["text"]["description"] = "The prompt (your instruction to the local model)."
         return schema
+    # text or paths (checked by the handler): no top-level anyOf, which some clients' APIs reject
     schema["required"] = [r for r in schema["required"] if r != "text"]
-    schema["anyOf"] = [{"required": ["text"]}, {"required": ["paths"]}]
-    schema["properties"]["text"]["description"] += " Or give 'paths' instead."
+    schema["properties"]["text"]["description"] += " Give this or 'paths'."
     return schema
 
 

@@ -2,10 +2,10 @@
 
 MCP clients give up on a call after their tool timeout unless progress arrives (the
 "MCP error -32001" users meet with slow local models). ``reporting`` forwards every
-``offload.tasks.progress.report`` made during the call (parts of a long summary, escalations,
-model-load percentages, batch items) and, when nothing was said for ``heartbeat`` seconds,
-says how long the model has been working. Progress counts up by one per notification.
-Sending never fails the call: a client that went away just stops hearing.
+``offload.tasks.progress.report`` made during the call (a model about to load, router notices
+such as a failover, parts of a long summary, escalations, batch items) and, when nothing was
+said for ``heartbeat`` seconds, says how long the model has been working. Progress counts up
+by one per notification. Sending never fails the call: a client that went away stops hearing.
 """
 
 from __future__ import annotations

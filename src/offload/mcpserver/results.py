@@ -3,7 +3,7 @@
 ``Calls`` is a router observer that keeps the model calls of the current tool call (a context
 variable separates concurrent calls), so the result can say what the ledger says: what the
 hosted calls cost and what the local ones avoided, priced by the same rules
-(``offload.ledger.rows``). ``task_payload``/``ask_payload`` build the structured result;
+(``offload.ledger.rows``). ``task_payload`` builds the structured result;
 ``render`` its text form. Nothing here knows about MCP types.
 """
 
@@ -19,7 +19,7 @@ from offload.ledger.rows import call_avoided, call_cost, resolve_baseline
 
 if TYPE_CHECKING:
     from offload.config import Config
-    from offload.routing.plan import CallEvent, Routed
+    from offload.routing.plan import CallEvent
     from offload.tasks.runner import TaskResult
 
 OUTPUT_SCHEMA: dict[str, Any] = {
@@ -104,30 +104,6 @@ def task_payload(
         "usd_spent": spent,
         "model_calls": len(events),
         "sources": list(sources),
-    }
-
-
-def ask_payload(
-    routed: Routed, text: str, events: Sequence[CallEvent], config: Config, sources: Sequence[str]
-) -> dict[str, Any]:
-    """The structured result of the ``ask`` tool."""
-    spent, avoided = dollars(events, config)
-    usage = routed.result.usage
-    return {
-        "task": "ask",
-        "output": text,
-        "text": text,
-        "served_by": f"{routed.candidate.ref.provider}/{routed.result.model or routed.candidate.ref.model}",
-        "local": routed.candidate.local,
-        "escalated": False,
-        "escalation_reasons": [],
-        "problems": [],
-        "tokens": {"input": usage.input_tokens, "output": usage.output_tokens},
-        "usd_avoided": avoided,
-        "usd_spent": spent,
-        "model_calls": len(events),
-        "sources": list(sources),
-        "response_id": routed.result.response_id,
     }
 
 

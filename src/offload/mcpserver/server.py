@@ -32,11 +32,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from offload import __version__
 from offload.errors import InputError, OffloadError
+from offload.gateway.server import is_loopback
 from offload.mcpserver import results
 from offload.mcpserver.progress import HEARTBEAT, reporting
 
 LOG = logging.getLogger("offload.mcp")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 Handler = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 INSTRUCTIONS = (
     "offload runs work on local models instead of a paid API. Give files as 'paths' (relative to the "
@@ -137,8 +137,8 @@ def _json(value: Any) -> str:
 
 
 def check_bind(host: str, key: str | None) -> None:
-    """Loopback by default; any other address needs a key."""
-    if host not in LOOPBACK and not key:
+    """Loopback by default; any other address needs a key (the gateway's rule)."""
+    if not is_loopback(host) and not key:
         raise InputError(
             f"refusing to serve MCP on {host} without a key: anyone who can reach it could use your models",
             remedy="add --key KEY (or set OFFLOAD_MCP_KEY), or serve on 127.0.0.1",

@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from offload.errors import InputError, OffloadError
 from offload.mcpserver import results
 from offload.mcpserver.batches import Jobs
-from offload.mcpserver.fence import fence, unfence
+from offload.mcpserver.fence import DATA_RULE, fence, unfence
 from offload.mcpserver.files import Root, Source
 from offload.tasks import progress
-from offload.tasks.table import TASKS, TaskDef, settings_on
+from offload.tasks.runner import RunSettings, TaskResult, TaskRunner
+from offload.tasks.spec import TaskSpec
+from offload.tasks.table import TASKS, TaskDef, check_settings, settings_on
 
 if TYPE_CHECKING:
     from offload.config import Config
     from offload.offloader import Offloader
-    from offload.tasks.runner import TaskResult
+    from offload.types import ModelInfo
 
 LOAD_CHECK_SECONDS = 5.0
 SETTING_KEYS = tuple(s.name for s in settings_on("schema"))
@@ -39,7 +42,8 @@ class Service:
         self.config = config
         self.root = root
         self.calls = results.Calls()
-        self.offloader = offloader or Offloader(config, observers=[self.calls])
+        # router notices (a failover, a fallback to the embedded engine) become the call's progress
+        self.offloader = offloader or Offloader(config, observers=[self.calls], notify=progress.report)
         if offloader is not None:
             offloader.router.observers.append(self.calls)
         self.jobs = Jobs(root, config)
@@ -86,8 +90,6 @@ class Service:
         For ``ask`` the ``text`` is the prompt (the caller's own instruction) and only the files
         are fenced material; for every other task both are material.
         """
-        from offload.tasks import run_task
-
         if task.name == "ask":
             prompt = str(args.get("text") or "")
             material, sources = self.material({"paths": args.get("paths")}, required=False)
@@ -102,10 +104,26 @@ class Service:
             progress.report(f"{task.name}: read {len(sources)} file(s), {len(text):,} characters")
         await self._note_loading(task.name, args.get("model"))
         with results.Calls.collecting() as events:
-            result = await run_task(task, text, options, offloader=self.offloader, **self.settings(args))
+            result = await self._run(task, text, options, self.settings(args))
         if isinstance(result.output, str):
             result = _clean(result)
         return results.task_payload(result, events, self.config, sources)
+
+    async def _run(
+        self, task: TaskDef, text: str, options: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> TaskResult:
+        """As ``offload.tasks.run_task``, on a runner whose system prompts say the input is data."""
+        try:
+            values = task.values(options)
+            if task.resolve is not None:
+                task, given = task.resolve(values)
+                values = task.values(given)
+            check_settings(settings)
+        except TypeError as exc:  # an option the task does not take
+            raise InputError(f"{task.name}: {exc}") from None
+        runner = DataRunner(self.offloader.router)
+        merged = {**task.settings, **settings}
+        return await task.execute(runner, text, values, runner.settings_for(task.name, **merged))
 
     async def _note_loading(self, task: str, model: str | None) -> None:
         """Say so when the chain's first model is not loaded yet: this call will wait for the load."""
@@ -131,16 +149,20 @@ class Service:
 
     async def models(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """Models on every local provider (loaded or not) and the hosted models the config declares."""
+        wanted = args.get("provider")
+        if wanted is not None and wanted not in self.config.providers:
+            known = ", ".join(self.config.providers)
+            raise InputError(f"no provider {wanted!r} in the config", remedy=f"use one of: {known}")
         providers: list[dict[str, Any]] = []
         for pid, cfg in self.config.providers.items():
             entry: dict[str, Any] = {"provider": pid, "local": cfg.local, "models": []}
-            if cfg.local and (args.get("provider") in (None, pid)):
+            if cfg.local and wanted in (None, pid):
                 try:
                     found = await self.offloader.router.pool.get(pid).models()
                     entry["models"] = [_model_row(m) for m in found]
                 except OffloadError as exc:
                     entry["error"] = exc.message
-            elif args.get("provider") in (None, pid):
+            elif wanted in (None, pid):
                 entry["models"] = [{"key": m.id, "loaded": None} for m in cfg.models]
             else:
                 continue
@@ -200,14 +222,19 @@ class Service:
         return status
 
 
-def _clean(result: TaskResult) -> TaskResult:
-    from dataclasses import replace
+class DataRunner(TaskRunner):
+    """A task runner that tells the model, in the system prompt, that fenced input is data."""
 
+    async def run(self, spec: TaskSpec, settings: RunSettings | None = None) -> TaskResult:
+        return await super().run(replace(spec, system=f"{spec.system} {DATA_RULE}"), settings)
+
+
+def _clean(result: TaskResult) -> TaskResult:
     cleaned = unfence(result.text)
     return replace(result, output=cleaned, text=cleaned)
 
 
-def _model_row(m: Any) -> dict[str, Any]:
+def _model_row(m: ModelInfo) -> dict[str, Any]:
     return {
         "key": m.key,
         "type": m.type,

@@ -19,7 +19,7 @@ import copy
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -148,12 +148,16 @@ class Config:
 
     def show(self) -> dict[str, Any]:
         """The effective merged config with every secret redacted (``offload config show``)."""
-        from offload.http import redact
+        from offload import redact
 
-        shown: dict[str, Any] = redact(copy.deepcopy(dict(self.merged)))
+        raw = copy.deepcopy(dict(self.merged))
+        for entry in raw.get("models", {}).get("providers", {}).values():
+            if isinstance(entry, dict) and isinstance(entry.get("headers"), Mapping):
+                entry["headers"] = redact.headers({str(k): str(v) for k, v in entry["headers"].items()})
+        shown: dict[str, Any] = redact.json_value(raw)
         for pid, provider in self.providers.items():
             entry = shown.setdefault("models", {}).setdefault("providers", {}).setdefault(pid, {})
-            entry["apiKey"] = "***" if provider.api_key else None
+            entry["apiKey"] = redact.MASK if provider.api_key else None
             if provider.api_key_source:
                 entry["apiKeySource"] = provider.api_key_source
             entry["local"] = provider.local
@@ -256,6 +260,7 @@ def parse_config(
     base = {} if mode == "replace" else _builtins(environ)
     merged = merge_providers(base, user_providers)
     providers = read_providers(merged, problems, environ)
+    _register_secrets(providers.values())
     agents = problems.obj(
         problems.obj(doc.get("agents", {}), "agents").get("defaults", {}), "agents.defaults"
     )
@@ -275,6 +280,17 @@ def parse_config(
         source=source,
         merged=shown,
     )
+
+
+def _register_secrets(providers: Iterable[ProviderConfig]) -> None:
+    """Hand every configured key, credential header and URL credential to ``offload.redact``."""
+    from offload import redact
+
+    for provider in providers:
+        redact.register(provider.api_key)
+        redact.register(*(v for k, v in provider.headers.items() if k.lower() not in redact.HARMLESS_HEADERS))
+        for url in (provider.base_url, *provider.base_urls):
+            redact.register_url(url)
 
 
 def _builtins(env: Mapping[str, str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from offload.errors import ConfigError, closest
 
 SUPPORTED_APIS = ("lmstudio", "embedded", "openai-completions", "openai-responses", "anthropic-messages")
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+ANY_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 GATES = ("off", "checks", "judge")
 ON_FAIL = ("escalate", "fail", "warn")
 
@@ -130,8 +131,12 @@ class Problems:
         self.lines: list[str] = []
 
     def add(self, path: str, expected: str, got: Any) -> None:
-        """Record that ``path`` held ``got`` where ``expected`` was wanted."""
-        self.lines.append(f"{path}: {expected}, got {_show(got)}")
+        """Record that ``path`` held ``got`` where ``expected`` was wanted.
+
+        The value is quoted unless the key is a secret field or the value looks like a key;
+        then only its type is named.
+        """
+        self.lines.append(f"{path}: {expected}, got {_show(got, path)}")
 
     def note(self, line: str) -> None:
         """Record a free-form problem line."""
@@ -227,11 +232,21 @@ class Problems:
         return Chain(primary, fallbacks)
 
 
-def _show(value: Any) -> str:
+TYPE_NAMES = {bool: "true/false", str: "a string", int: "a number", float: "a number", list: "a list"}
+
+
+def _show(value: Any, path: str = "") -> str:
+    from offload import redact
+
     try:
-        return json.dumps(value, ensure_ascii=False)[:80]
+        text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
-        return repr(value)[:80]
+        text = repr(value)
+    last = path.rsplit(".", 1)[-1]
+    if redact.SECRET_NAME.search(last) or ".headers." in path or redact.looks_secret(text):
+        kind = "an object" if isinstance(value, Mapping) else TYPE_NAMES.get(type(value), "null")
+        return f"{kind} (value not shown: it may be a secret)"
+    return text[:80]
 
 
 # --- providers ------------------------------------------------------------------------------
@@ -295,13 +310,21 @@ def _api_key(
 ) -> tuple[str | None, str | None]:
     raw = e.get("apiKey")
     if raw is not None and not isinstance(raw, str):
-        p.add(f"{path}.apiKey", "expected a string", "<redacted>")
+        p.add(f"{path}.apiKey", "expected a string", raw)
         return None, None
     if raw:
         if ENV_NAME.match(raw) and env.get(raw):
             return env[raw], f"env {raw}"
         return raw, "config"
-    for name in p.strings(e.get("apiKeyEnv"), f"{path}.apiKeyEnv") or ():
+    names = e.get("apiKeyEnv")
+    if isinstance(names, str) and ANY_ENV_NAME.match(names):
+        names = [names]
+    names = p.strings(names, f"{path}.apiKeyEnv") or ()
+    for name in names:
+        if not ANY_ENV_NAME.match(name):
+            p.add(f"{path}.apiKeyEnv", "expected names of environment variables (like OPENAI_API_KEY)", name)
+            return None, None
+    for name in names:
         if env.get(name):
             return env[name], f"env {name}"
     return None, None

@@ -86,11 +86,14 @@ def current_config() -> Config:
 
 def lmstudio_address(base_url: str | None, api_token: str | None) -> tuple[str, str | None]:
     """LM Studio's URL and token: flag > config file > environment > default."""
+    from offload import redact
     from offload.settings import lmstudio_token, lmstudio_url
 
     provider = current_config().providers.get("lmstudio")
     url = base_url or (provider.base_url if provider else None)
     token = api_token or (provider.api_key if provider else None)
+    redact.register(token)
+    redact.register_url(url)
     return lmstudio_url(url), lmstudio_token(token)
 
 
@@ -127,13 +130,17 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def fail(message: str) -> None:
-    """Print an error message on stderr."""
-    click.echo(f"error: {message}", err=True)
+    """Print an error message on stderr (secrets masked)."""
+    from offload import redact
+
+    click.echo(f"error: {redact.text(message)}", err=True)
 
 
 def note(message: str) -> None:
-    """Print a notice on stderr (never mixed into stdout answers)."""
-    click.echo(message, err=True)
+    """Print a notice on stderr (never mixed into stdout answers; secrets masked)."""
+    from offload import redact
+
+    click.echo(redact.text(message), err=True)
 
 
 def print_json(value: Any) -> None:

@@ -206,6 +206,8 @@ def _ordered(group: str | None, buckets: list[Bucket]) -> list[Bucket]:
 
 
 def _call_row(r: dict[str, Any]) -> CallRow:
+    from offload import redact  # rows written before redaction covered a secret are masked on read
+
     return CallRow(
         id=r["id"],
         ts=r["ts"],
@@ -220,7 +222,7 @@ def _call_row(r: dict[str, Any]) -> CallRow:
         seconds=r["seconds"],
         ttft_seconds=r["ttft_seconds"],
         outcome=r["outcome"],
-        error=r["error"],
+        error=redact.text(r["error"]) if r["error"] else None,
         escalated=bool(r["escalated"]),
         failover=bool(r["failover"]),
         priced=bool(r["priced"]),

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from offload.errors import ConfigError, closest
 
@@ -278,6 +279,11 @@ def _provider(
         p.string(e.get("baseUrl"), f"{path}.baseUrl", required=not base_urls) or (base_urls[:1] or ("",))[0]
     )
     api = p.string(e.get("api"), f"{path}.api") or "openai-completions"
+    if api != "embedded":
+        for i, url in enumerate(base_urls or (base_url,)):
+            where = f"{path}.baseUrls[{i}]" if base_urls else f"{path}.baseUrl"
+            if url and (problem := url_problem(url)):
+                p.note(f"{where}: {problem}")
     key, source = _api_key(e, path, p, env)
     headers = p.obj(e.get("headers", {}), f"{path}.headers")
     for name, value in headers.items():
@@ -303,6 +309,24 @@ def _provider(
         timeout_seconds=p.number(e.get("timeoutSeconds"), f"{path}.timeoutSeconds", positive=True),
         base_urls=base_urls or ((base_url,) if base_url else ()),
     )
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a provider's base URL (``None`` when it can)."""
+    from offload import redact
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL ({redact.text(str(exc))}): {redact.text(url)}"
+    if parts.scheme not in ("http", "https"):
+        return f"expected an http:// or https:// URL, got {redact.text(url)!r}"
+    if not parts.hostname:
+        return f"the URL has no host: {redact.text(url)!r}"
+    if port == 0:
+        return f"port 0 is not a port to connect to: {redact.text(url)!r}"
+    return None
 
 
 def _api_key(

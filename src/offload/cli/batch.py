@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from offload.cli._app import cli
+from offload.cli._app import FiniteFloatRange, cli
 
 F = TypeVar("F", bound=Callable[..., Any])
 FIELDS_HELP = "String options may use {field} placeholders filled from each item."
@@ -73,7 +73,7 @@ def batch_options(fn: F) -> F:
         ),
         click.option("--api-token", metavar="TOKEN", help="LM Studio API token."),
         click.option(
-            "--timeout", type=click.FloatRange(min=0.1), metavar="SECONDS", help="Read timeout per request."
+            "--timeout", type=FiniteFloatRange(min=0.1), metavar="SECONDS", help="Read timeout per request."
         ),
         click.option(
             "--no-cache", is_flag=True, help="Recompute every item (results still refresh the cache)."
@@ -260,7 +260,7 @@ def run_cmd(name: str, variables: tuple[str, ...], **opts: Any) -> None:
 )
 @click.option("-s", "--system", help="System prompt. " + FIELDS_HELP)
 @click.option("--max-output-tokens", type=click.IntRange(min=1), help="Cap on each answer's length.")
-@click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
+@click.option("--temperature", type=FiniteFloatRange(0, 2), help="Sampling temperature.")
 @click.option(
     "--schema", "schema_path", type=click.Path(exists=True, dir_okay=False), help="Answer as this JSON."
 )

@@ -70,6 +70,15 @@ def test_config_with_nul_bytes(offload_home: Path) -> None:
     clear(offload("--config", str(cfg), "config", "check"), 2, "NUL bytes")
 
 
+def test_surrogate_escapes_in_config_strings(offload_home: Path) -> None:
+    cfg = write_config(offload_home, '{extra: "\\ud800"}')
+    clear(offload("--config", str(cfg), "config", "show"), 2, "unpaired")
+    cfg.write_text('{extra: "\\ud83d\\ude00"}')
+    shown = offload("--config", str(cfg), "config", "show", "--json")
+    assert shown.code == 0, shown.err
+    assert shown.json()["extra"] == "\U0001f600"
+
+
 @pytest.mark.parametrize(
     "models",
     [

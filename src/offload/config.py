@@ -215,9 +215,29 @@ def parse_json5(text: str, source: Path | None = None) -> dict[str, Any]:
         raise ConfigError(f"{where}: nested too deeply to read", remedy="flatten the config") from exc
     if _depth(data) > MAX_DEPTH:
         raise ConfigError(f"{where}: nested deeper than {MAX_DEPTH} levels", remedy="flatten the config")
+    try:
+        data = _join_surrogates(data)
+    except UnicodeError as exc:
+        raise ConfigError(
+            f"{where}: a string holds an unpaired \\u surrogate escape",
+            remedy="write the character itself, or a complete \\ud83d\\ude00-style pair",
+        ) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{source or 'config'}: the top level must be an object, got {type(data).__name__}")
     return data
+
+
+def _join_surrogates(value: Any) -> Any:
+    """Strings with ``\\uD83D\\uDE00``-style escapes made whole (the JSON5 parser leaves them split)."""
+    if isinstance(value, str):
+        if any("\ud800" <= c <= "\udfff" for c in value):
+            return value.encode("utf-16", "surrogatepass").decode("utf-16")
+        return value
+    if isinstance(value, dict):
+        return {_join_surrogates(k): _join_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_join_surrogates(v) for v in value]
+    return value
 
 
 def _depth(value: Any) -> int:

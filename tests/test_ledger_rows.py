@@ -244,6 +244,8 @@ def test_a_hosted_call_row() -> None:
         "baseline": "anthropic/claude-sonnet-4-5",
         "prompt": prompt_text(request),
         "answer": "answer text",
+        "client": None,
+        "scenario": None,
     }
 
 

@@ -14,7 +14,7 @@ from offload.errors import (
     ServerError,
     Unreachable,
 )
-from offload.retry import RetryPolicy, call_with_retry, stream_with_retry
+from offload.routing.retry import RetryPolicy, call_with_retry, stream_with_retry
 
 
 class Clock:

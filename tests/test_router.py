@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from offload.config import parse_config
-from offload.cooldown import Cooldowns
 from offload.errors import (
     AllCandidatesFailed,
     AuthError,
@@ -22,8 +21,9 @@ from offload.errors import (
     Timeout,
     Unreachable,
 )
-from offload.retry import RetryPolicy
-from offload.router import CallEvent, CallOptions, Router
+from offload.routing.cooldown import Cooldowns
+from offload.routing.retry import RetryPolicy
+from offload.routing.router import CallEvent, CallOptions, Router
 from offload.testing.scripted import ScriptedProvider
 from offload.types import ChatRequest, TextDelta
 

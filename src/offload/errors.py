@@ -21,7 +21,9 @@
     │   └── BadResponse                    exit 8   an answer we cannot read (200-with-error quirk)
     ├── AllCandidatesFailed           exit 10  the router tried every candidate; ``attempts`` lists them
     ├── LocalOnlyRefused              exit 11  local-only mode would have needed a hosted model
-    └── QualityGateFailed             exit 12  the answer failed validation and could not escalate
+    ├── QualityGateFailed             exit 12  the answer failed validation and could not escalate
+    ├── UnloadIncomplete              exit 1   instances were still loaded after unloading them
+    └── LedgerUnreadable              exit 1   the usage ledger is damaged or inaccessible
 
 Two class-level flags drive retry and failover:
 
@@ -286,11 +288,28 @@ class LocalOnlyRefused(OffloadError):
         )
 
 
+class LedgerUnreadable(OffloadError):
+    """The usage ledger file exists but cannot be read: damaged, not a database, or inaccessible."""
+
+
 class QualityGateFailed(OffloadError):
     """The answer failed the quality gate and no escalation was allowed or possible."""
 
     exit_code = 12
     kind = "quality_gate"
+
+
+class UnloadIncomplete(OffloadError):
+    """Instances were still loaded after unloading them."""
+
+    kind = "unload_incomplete"
+
+    def __init__(self, remaining: Sequence[str], address: str) -> None:
+        self.remaining = tuple(remaining)
+        super().__init__(
+            f"still loaded on {address} after unload: {', '.join(self.remaining)}",
+            remedy="retry `offload unload`, or unload them in LM Studio (or `lms unload --all`)",
+        )
 
 
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

@@ -31,9 +31,9 @@ from offload.catalog import AUTO
 from offload.errors import ModelNotFound, ProviderError, Unreachable
 from offload.providers.base import Provider
 from offload.providers.registry import build_provider
-from offload.retry import RetryPolicy, call_with_retry
-from offload.router import Candidate, Router
-from offload.selection import Need, Prefer, choose
+from offload.routing.retry import RetryPolicy, call_with_retry
+from offload.routing.router import Candidate, Router
+from offload.routing.selection import Need, Prefer, choose
 from offload.types import ChatRequest, ModelInfo
 
 HTTP_LOCAL = ("lmstudio", "openai-completions", "openai-responses")

@@ -72,7 +72,7 @@ async def lmstudio_checks(lms: AsyncLMStudio, token_set: bool) -> list[Check]:
 
 def model_checks(models: list[ModelInfo]) -> list[Check]:
     """Whether an LLM is downloaded, and whether one is loaded."""
-    from offload.selection import size_of
+    from offload.routing.selection import size_of
 
     llms = [m for m in models if m.is_llm]
     if not llms:
@@ -145,7 +145,7 @@ async def provider_check(cfg: ProviderConfig, config: Config) -> Check:
 async def chain_checks(base_url: str | None, api_token: str | None, timeout: float | None) -> list[Check]:
     """Config, each provider of the default chain in order, and the active path."""
     from offload.client import AsyncLMStudio
-    from offload.retry import NO_RETRY
+    from offload.routing.retry import NO_RETRY
 
     config = current_config()
     chain = config.chain()

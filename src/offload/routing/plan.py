@@ -3,7 +3,7 @@
 ``plan`` looks at a call before anything is sent: local-only mode drops hosted candidates,
 declared context windows too small for the request are skipped (and a request that fits no
 candidate fails at once, naming the sizes), as are unsupported APIs and candidates that cannot
-continue a server-side thread. ``Router`` (``offload.router``) then calls what remains.
+continue a server-side thread. ``Router`` (``offload.routing.router``) then calls what remains.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from offload.errors import (
     ProviderError,
     Unreachable,
 )
-from offload.selection import Need
+from offload.routing.selection import Need
 from offload.tokens import estimate_prompt
 from offload.types import ChatRequest, ChatResult, ModelInfo, StreamEvent
 

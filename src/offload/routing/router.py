@@ -1,4 +1,4 @@
-"""Routing: every call walks a chain of candidate models until one answers.
+"""The router: every call walks a chain of candidate models until one answers.
 
 For a call the router builds the chain (requested model or task chain, fallbacks, primary —
 deduplicated; see ``Config.chain``), then *plans* it before sending anything:
@@ -27,12 +27,11 @@ from dataclasses import dataclass, field, replace
 
 from offload.catalog import AUTO
 from offload.config import Config
-from offload.cooldown import Cooldowns
 from offload.errors import AllCandidatesFailed, Attempt, ModelNotFound, ProviderError, Unreachable
 from offload.providers.base import Provider
 from offload.providers.registry import ProviderPool
-from offload.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
-from offload.routing import (
+from offload.routing.cooldown import Cooldowns
+from offload.routing.plan import (
     CallEvent,
     CallOptions,
     Candidate,
@@ -45,7 +44,8 @@ from offload.routing import (
     no_fit,
     plan,
 )
-from offload.selection import Choice, Need, Prefer, choose
+from offload.routing.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
+from offload.routing.selection import Choice, Need, Prefer, choose
 from offload.tokens import DEFAULT_MAX_OUTPUT
 from offload.types import ChatRequest, ChatResult, ReasoningDelta, StreamEnd, StreamEvent, TextDelta
 
@@ -106,7 +106,7 @@ class Router:
         return local_only(self.config, options)
 
     def plan(self, request: ChatRequest, options: CallOptions) -> tuple[list[Candidate], list[Attempt]]:
-        """The candidates worth calling, and the skipped ones as attempts (see ``offload.routing``)."""
+        """The candidates worth calling, and the skipped ones as attempts (see ``offload.routing.plan``)."""
         return plan(self.config, request, options)
 
     # --- calling -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ testing of ``offload/ledger/rows.py`` runs against.
 
 from __future__ import annotations
 
+import decimal
 import json
 import time
 from datetime import datetime
@@ -83,6 +84,13 @@ def test_sub_nano_amounts_round_half_to_even() -> None:
     assert nano_usd(Cost(input=0.0015), 1, 0) == 2  # 1.5 nano → 2
     assert nano_usd(Cost(input=0.0025), 1, 0) == 2  # 2.5 nano → 2
     assert nano_usd(Cost(input=0.0006), 1, 0) == 1  # 0.6 nano → 1
+
+
+def test_rounding_does_not_depend_on_the_callers_decimal_context() -> None:
+    with decimal.localcontext() as ctx:
+        ctx.rounding = decimal.ROUND_HALF_UP
+        assert nano_usd(Cost(input=0.0005), 1, 0) == 0
+        assert nano_usd(Cost(input=0.0025), 1, 0) == 2
 
 
 def test_usd_turns_nano_dollars_into_exact_dollars() -> None:

@@ -163,6 +163,11 @@ COMMANDS = [
     ["conversations"],
     ["batch", "summarize"],
     ["run"],
+    ["review"],
+    ["rewrite"],
+    ["brainstorm"],
+    ["load"],
+    ["unload"],
 ]
 TOKENS = [
     "--json", "-m", "lmstudio/auto", "x/m", "A", "--temperature", "nan", "-1", "0.5", "--timeout", "inf",

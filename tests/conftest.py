@@ -38,6 +38,14 @@ def offload_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def forget_secrets() -> None:
+    """Secrets registered for masking by one test do not mask text in the next."""
+    from offload import redact
+
+    redact.forget()
+
+
 def recorded(name: str) -> Any:
     """A recorded LM Studio body by file name (without ``.json``)."""
     return json.loads((RECORDED / f"{name}.json").read_text())

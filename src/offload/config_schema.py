@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from offload.errors import ConfigError, closest
 from offload.tasks.taskdef import GATES, ON_FAIL
 
 SUPPORTED_APIS = ("lmstudio", "embedded", "openai-completions", "openai-responses", "anthropic-messages")
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+ANY_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +136,12 @@ class Problems:
         self.lines: list[str] = []
 
     def add(self, path: str, expected: str, got: Any) -> None:
-        """Record that ``path`` held ``got`` where ``expected`` was wanted."""
-        self.lines.append(f"{path}: {expected}, got {_show(got)}")
+        """Record that ``path`` held ``got`` where ``expected`` was wanted.
+
+        The value is quoted unless the key is a secret field or the value looks like a key;
+        then only its type is named.
+        """
+        self.lines.append(f"{path}: {expected}, got {_show(got, path)}")
 
     def note(self, line: str) -> None:
         """Record a free-form problem line."""
@@ -231,11 +237,21 @@ class Problems:
         return Chain(primary, fallbacks)
 
 
-def _show(value: Any) -> str:
+TYPE_NAMES = {bool: "true/false", str: "a string", int: "a number", float: "a number", list: "a list"}
+
+
+def _show(value: Any, path: str = "") -> str:
+    from offload import redact
+
     try:
-        return json.dumps(value, ensure_ascii=False)[:80]
+        text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
-        return repr(value)[:80]
+        text = repr(value)
+    last = path.rsplit(".", 1)[-1]
+    if redact.SECRET_NAME.search(last) or ".headers." in path or redact.looks_secret(text):
+        kind = "an object" if isinstance(value, Mapping) else TYPE_NAMES.get(type(value), "null")
+        return f"{kind} (value not shown: it may be a secret)"
+    return text[:80]
 
 
 # --- providers ------------------------------------------------------------------------------
@@ -267,6 +283,11 @@ def _provider(
         p.string(e.get("baseUrl"), f"{path}.baseUrl", required=not base_urls) or (base_urls[:1] or ("",))[0]
     )
     api = p.string(e.get("api"), f"{path}.api") or "openai-completions"
+    if api != "embedded":
+        for i, url in enumerate(base_urls or (base_url,)):
+            where = f"{path}.baseUrls[{i}]" if base_urls else f"{path}.baseUrl"
+            if url and (problem := url_problem(url)):
+                p.note(f"{where}: {problem}")
     key, source = _api_key(e, path, p, env)
     headers = p.obj(e.get("headers", {}), f"{path}.headers")
     for name, value in headers.items():
@@ -294,18 +315,44 @@ def _provider(
     )
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a provider's base URL (``None`` when it can)."""
+    from offload import redact
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL ({redact.text(str(exc))}): {redact.text(url)}"
+    if parts.scheme not in ("http", "https"):
+        return f"expected an http:// or https:// URL, got {redact.text(url)!r}"
+    if not parts.hostname:
+        return f"the URL has no host: {redact.text(url)!r}"
+    if port == 0:
+        return f"port 0 is not a port to connect to: {redact.text(url)!r}"
+    return None
+
+
 def _api_key(
     e: Mapping[str, Any], path: str, p: Problems, env: Mapping[str, str]
 ) -> tuple[str | None, str | None]:
     raw = e.get("apiKey")
     if raw is not None and not isinstance(raw, str):
-        p.add(f"{path}.apiKey", "expected a string", "<redacted>")
+        p.add(f"{path}.apiKey", "expected a string", raw)
         return None, None
     if raw:
         if ENV_NAME.match(raw) and env.get(raw):
             return env[raw], f"env {raw}"
         return raw, "config"
-    for name in p.strings(e.get("apiKeyEnv"), f"{path}.apiKeyEnv") or ():
+    names = e.get("apiKeyEnv")
+    if isinstance(names, str) and ANY_ENV_NAME.match(names):
+        names = [names]
+    names = p.strings(names, f"{path}.apiKeyEnv") or ()
+    for name in names:
+        if not ANY_ENV_NAME.match(name):
+            p.add(f"{path}.apiKeyEnv", "expected names of environment variables (like OPENAI_API_KEY)", name)
+            return None, None
+    for name in names:
         if env.get(name):
             return env[name], f"env {name}"
     return None, None

@@ -16,6 +16,7 @@ atomically, so a crash never leaves a half-written state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from offload.errors import InputError
+from offload.errors import InputError, OffloadError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -153,20 +154,38 @@ class ConversationStore:
         return True
 
     def _write(self, state: ConversationState) -> None:
+        """Replace the state file atomically; on failure the old file stays and no temp file is left."""
         path = self._path(state.name)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{state.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(state), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        tmp: str | None = None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{state.name}.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(asdict(state), fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            raise self._unwritable(state.name, exc) from exc
+
+    def _unwritable(self, name: str, exc: OSError) -> OffloadError:
+        return OffloadError(
+            f"cannot save conversation {name!r} in {self.directory}: {exc.strerror or exc}",
+            remedy="free some space or make that folder writable (or set OFFLOAD_HOME elsewhere); "
+            "the conversation keeps its previous state",
+        )
 
     @asynccontextmanager
     async def turn(self, name: str) -> AsyncIterator[ConversationTurn]:
         """Hold the conversation's lock for one turn (other turns on ``name`` wait)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._path(name, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._path(name, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise self._unwritable(name, exc) from exc
         try:
             await asyncio.to_thread(_lock, fd)
             yield ConversationTurn(self, self.get(name))

@@ -9,7 +9,6 @@ JSON lines of requests and responses with secrets redacted (``--log PATH``).
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -27,9 +26,6 @@ from offload.locality import is_local_url as is_local_url  # re-exported: provid
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 600.0
 """Long on purpose: a JIT load of a big model can take minutes before the first byte."""
-
-SECRET_KEY = re.compile(r"(authorization|api[-_]?key|token|secret|password|cookie)", re.IGNORECASE)
-REDACTED = "***"
 
 
 def default_timeout(read: float = READ_TIMEOUT) -> httpx.Timeout:
@@ -164,12 +160,10 @@ async def iter_sse(response: httpx.Response) -> AsyncIterator[SseEvent]:
 
 
 def redact(value: Any) -> Any:
-    """A copy of a JSON-like value with secret-looking keys replaced by ``***``."""
-    if isinstance(value, Mapping):
-        return {k: (REDACTED if SECRET_KEY.search(str(k)) else redact(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+    """A copy of a JSON-like value with secrets masked (see ``offload.redact``)."""
+    from offload import redact as redaction
+
+    return redaction.json_value(value)
 
 
 class RequestLog:
@@ -205,7 +199,9 @@ class LoggingTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Log the request, forward it, and log the response body once it has been read."""
         body = _decode(request.content) if request.content else None
-        headers = {k: (REDACTED if SECRET_KEY.search(k) else v) for k, v in request.headers.items()}
+        from offload import redact as redaction
+
+        headers = redaction.headers(request.headers.items())
         self._log.write(
             {
                 "direction": "request",

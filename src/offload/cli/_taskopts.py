@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from offload.cli._app import FiniteFloatRange
 from offload.tasks.table import Option
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,7 +62,7 @@ def _decorators(o: Option, per_item: bool) -> list[Callable[[Any], Any]]:
     if o.type == "integer":
         kind = click.IntRange(_int(o.minimum), _int(o.maximum))
     elif o.type == "number":
-        kind = click.FloatRange(o.minimum, o.maximum)
+        kind = FiniteFloatRange(o.minimum, o.maximum)
     elif o.choices and o.type == "string":
         kind = click.Choice(list(o.choices))
     return [

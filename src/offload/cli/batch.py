@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from offload.cli._app import cli
+from offload.cli._app import FiniteFloatRange, cli
 from offload.cli._taskopts import given, params, values
 from offload.tasks.table import TASKS, TaskDef, settings_on
 
@@ -81,7 +81,7 @@ def batch_options(fn: F) -> F:
         ),
         click.option("--api-token", metavar="TOKEN", help="LM Studio API token."),
         click.option(
-            "--timeout", type=click.FloatRange(min=0.1), metavar="SECONDS", help="Read timeout per request."
+            "--timeout", type=FiniteFloatRange(min=0.1), metavar="SECONDS", help="Read timeout per request."
         ),
         click.option(
             "--no-cache", is_flag=True, help="Recompute every item (results still refresh the cache)."

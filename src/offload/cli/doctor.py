@@ -196,7 +196,12 @@ def finish(checks: list[Check], active: str | None, config: Config) -> list[Chec
 @json_option
 def doctor_cmd(base_url: str | None, api_token: str | None, timeout: float | None, as_json: bool) -> None:
     """Check the setup step by step, say which path calls take, and how to fix what fails."""
-    checks = run(chain_checks(base_url, api_token, timeout))
+    from offload import redact
+
+    checks = [
+        Check(c.name, c.status, redact.text(c.detail), redact.text(c.fix) if c.fix else None)
+        for c in run(chain_checks(base_url, api_token, timeout))
+    ]
     if as_json:
         print_json({"checks": [asdict(c) for c in checks]})
     else:

@@ -7,6 +7,7 @@ as an empty ledger. The ledger itself lives in ``offload.ledger``, the HTML page
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from offload.cli._app import cli, json_option, note, print_json, table
 if TYPE_CHECKING:
     from offload.ledger.report import Bucket, CallRow, Summary
 
+MAX_LIMIT = 10**9
 WHEN_HELP = "a span like 7d, 24h, 30m, or a date/time like 2026-11-01 or 2026-11-01T09:00"
 
 
@@ -65,7 +67,7 @@ def stats_cmd(
         from offload.ledger.html import render_html
 
         path = Path(html_path).expanduser()
-        path.write_text(render_html(summary), encoding="utf-8")
+        write_report(path, render_html(summary))
         if as_json:
             print_json(summary.to_dict())
             note(f"wrote {path}")
@@ -79,7 +81,12 @@ def stats_cmd(
 
 @cli.command("log")
 @click.option(
-    "--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="How many calls to show."
+    "--limit",
+    "-n",
+    type=click.IntRange(min=1, max=MAX_LIMIT),
+    default=20,
+    show_default=True,
+    help="How many calls to show.",
 )
 @click.option("--task", metavar="T", help="Only calls made for task T.")
 @click.option("--model", metavar="M", help="Only calls to model M (provider/model or the model id).")
@@ -99,6 +106,26 @@ def log_cmd(limit: int, task: str | None, model: str | None, outcome: str | None
         note("no calls match" if (task or model or outcome) else "no calls recorded yet")
     else:
         click.echo(log_text(rows))
+
+
+def write_report(path: Path, html: str) -> None:
+    """Write the HTML report; a bad path is an input error, a full or failing disk an error."""
+    from offload.errors import InputError, OffloadError
+
+    try:
+        path.write_text(html, encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        raise InputError(
+            f"cannot write the report to {path}: {exc.strerror or exc}",
+            remedy="give --html a path in an existing, writable folder",
+        ) from exc
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()  # no half-written page left behind
+        raise OffloadError(
+            f"cannot write the report to {path}: {exc.strerror or exc}",
+            remedy="free some space or write it elsewhere",
+        ) from exc
 
 
 # --- text -------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from offload.config_schema import Cost
 from offload.gateway.metrics import Metrics
 from offload.gateway.scenarios import Protocol, Routes, Step
-from offload.ledger.rows import Row, local_day, mask_secrets, nano_usd
+from offload.ledger.rows import Row, local_day, nano_usd
+from offload.redact import text as mask_secrets
 
 if TYPE_CHECKING:
     from offload.ledger import Ledger

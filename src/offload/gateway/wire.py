@@ -26,9 +26,9 @@ from offload.errors import (
     Unreachable,
 )
 from offload.gateway.scenarios import Protocol
-from offload.ledger.rows import mask_secrets
 from offload.protocols import anthropic_server, openai_chat_server, responses_server
 from offload.protocols.incoming import Incoming, flatten_tools
+from offload.redact import text as mask_secrets
 from offload.types import ChatRequest, ChatResult, ToolCallDelta
 
 

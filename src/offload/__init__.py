@@ -1,6 +1,6 @@
 """offload: move LLM work off paid providers onto local model servers when the local result is good enough.
 
-The public names below are imported lazily, so ``import offload`` stays cheap (no httpx, no
+The public names below are imported lazily, so ``import offload`` stays cheap (no HTTP library, no
 engine) until one of them is used.
 """
 

@@ -121,6 +121,7 @@ class OffloadSettings:
     savings_baseline: str | None = None
     store_text: bool = False
     tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
+    gateway: GatewaySettings = field(default_factory=lambda: GatewaySettings())
 
 
 class Problems:
@@ -338,7 +339,7 @@ def _model(raw: Any, path: str, p: Problems) -> ModelDef | None:
 
 # --- offload's own key ----------------------------------------------------------------------
 
-OFFLOAD_KEYS = ("localOnly", "embedded", "savings", "ledger", "tasks")
+OFFLOAD_KEYS = ("localOnly", "embedded", "savings", "ledger", "tasks", "gateway")
 TASK_KEYS = ("model", "localOnly", "gate", "onFail")
 
 
@@ -361,6 +362,7 @@ def read_offload(o: Mapping[str, Any], p: Problems) -> OffloadSettings:
         savings_baseline=p.string(savings.get("baseline"), "offload.savings.baseline"),
         store_text=bool(p.flag(ledger.get("storeText"), "offload.ledger.storeText")),
         tasks={name: _task(t, f"offload.tasks.{name}", p) for name, t in tasks.items()},
+        gateway=read_gateway(o.get("gateway", {}), p),
     )
 
 
@@ -378,3 +380,78 @@ def _task(raw: Any, path: str, p: Problems) -> TaskSettings:
 def expand_user(path: str | None) -> str | None:
     """``~`` and ``$VAR`` expansion for paths in the config."""
     return os.path.expandvars(os.path.expanduser(path)) if path else None
+
+
+# --- offload.gateway (offload serve) --------------------------------------------------------
+
+PASSTHROUGH = "passthrough"
+"""Chain entry meaning: the model the client asked for, at the hosted provider that owns it."""
+SCENARIOS = ("background", "think", "longContext", "tools", "default")
+GATEWAY_KEYS = ("models", "scenarios", "longContextThreshold", "localMaxTokens", "bodyLimitMb")
+
+
+def _default_scenarios() -> dict[str, Chain]:
+    return {
+        "background": Chain("lmstudio/auto", (PASSTHROUGH,)),
+        "think": Chain(PASSTHROUGH),
+        "longContext": Chain(PASSTHROUGH),
+        "tools": Chain(PASSTHROUGH),
+        "default": Chain(PASSTHROUGH),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """How ``offload serve`` routes requests (the ``offload.gateway`` key).
+
+    ``models`` maps a client's model name (lower-cased) to a chain and wins over scenarios;
+    ``scenarios`` maps each of ``SCENARIOS`` to a chain. Chain entries are refs, aliases or
+    ``"passthrough"``.
+    """
+
+    models: Mapping[str, Chain] = field(default_factory=dict)
+    scenarios: Mapping[str, Chain] = field(default_factory=_default_scenarios)
+    long_context_threshold: int = 60_000
+    local_max_tokens: int = 8192
+    body_limit_mb: int = 32
+
+
+def read_gateway(raw: Any, p: Problems) -> GatewaySettings:
+    """Validate ``offload.gateway`` (unknown keys and scenario names are errors)."""
+    g = p.obj(raw, "offload.gateway")
+    for key in g:
+        if key not in GATEWAY_KEYS:
+            hint = closest(key, GATEWAY_KEYS, 1)
+            p.note(
+                f"offload.gateway.{key}: unknown setting" + (f" (did you mean {hint[0]}?)" if hint else "")
+            )
+    models: dict[str, Chain] = {}
+    for name, value in p.obj(g.get("models", {}), "offload.gateway.models").items():
+        chain = p.chain(value, f'offload.gateway.models["{name}"]')
+        if chain is not None:
+            models[name.strip().lower()] = chain
+    scenarios = _default_scenarios()
+    for name, value in p.obj(g.get("scenarios", {}), "offload.gateway.scenarios").items():
+        if name not in SCENARIOS:
+            hint = closest(name, SCENARIOS, 1)
+            p.note(
+                f"offload.gateway.scenarios.{name}: unknown scenario (known: {', '.join(SCENARIOS)})"
+                + (f"; did you mean {hint[0]}?" if hint else "")
+            )
+            continue
+        chain = p.chain(value, f"offload.gateway.scenarios.{name}")
+        if chain is not None:
+            scenarios[name] = chain
+    defaults = GatewaySettings()
+    return GatewaySettings(
+        models=models,
+        scenarios=scenarios,
+        long_context_threshold=p.positive_int(
+            g.get("longContextThreshold"), "offload.gateway.longContextThreshold"
+        )
+        or defaults.long_context_threshold,
+        local_max_tokens=p.positive_int(g.get("localMaxTokens"), "offload.gateway.localMaxTokens")
+        or defaults.local_max_tokens,
+        body_limit_mb=p.positive_int(g.get("bodyLimitMb"), "offload.gateway.bodyLimitMb")
+        or defaults.body_limit_mb,
+    )

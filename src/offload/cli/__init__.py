@@ -9,6 +9,7 @@ from offload.cli import (  # noqa: F401  (registers commands)
     conversations,
     doctor,
     models,
+    serve,
     stats,
     tasks,
 )

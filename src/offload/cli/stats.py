@@ -104,6 +104,10 @@ def stats_text(summary: Summary) -> str:
         "By model",
         table(*model_rows(summary.by_model)),
     ]
+    if summary.by_client:
+        headers, rows = task_rows(summary.by_client)
+        lines += ["", "Gateway by client (offload serve; scenarios are the gateway/* tasks)"]
+        lines.append(table(["CLIENT", *headers[1:]], rows))
     hint = baseline_hint(summary)
     if hint:
         lines += ["", hint]

@@ -26,7 +26,7 @@ from offload.ledger.schema import connect, migrate, pending
 __all__ = ["Bucket", "CallRow", "LedgerReader", "Summary"]
 
 MODEL_KEY = "provider || '/' || model"
-GROUPS = {"day": "day", "task": "task", "model": MODEL_KEY}
+GROUPS = {"day": "day", "task": "task", "model": MODEL_KEY, "client": "client"}
 
 
 class LedgerReader:
@@ -75,11 +75,13 @@ class LedgerReader:
         where, args = _window(since, until)
         totals = self._buckets(None, where, args)
         first, last = self._conn.execute(f"SELECT MIN(ts), MAX(ts) FROM calls {where}", args).fetchone()
+        gateway = f"{where} AND client IS NOT NULL" if where else "WHERE client IS NOT NULL"
         return Summary(
             totals=totals[0] if totals else Bucket(None),
             by_day=tuple(self._buckets("day", where, args)),
             by_task=tuple(self._buckets("task", where, args)),
             by_model=tuple(self._buckets("model", where, args)),
+            by_client=tuple(self._buckets("client", gateway, args)),
             since=since,
             until=until,
             baselines=self._baselines(where, args),

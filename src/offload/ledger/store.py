@@ -123,6 +123,14 @@ class Ledger:
         except Exception as exc:
             self._complain(exc)
 
+    def record_row(self, row: Row) -> None:
+        """Queue one ready-made row (values in ``COLUMNS`` order). Never raises or blocks on I/O."""
+        try:
+            self._queue.put(row)
+            self._ensure_writer()
+        except Exception as exc:
+            self._complain(exc)
+
     def flush(self, timeout: float | None = FLUSH_TIMEOUT) -> bool:
         """Wait until every row queued so far is written; False if that did not happen in time."""
         thread = self._thread

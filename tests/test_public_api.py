@@ -18,7 +18,7 @@ def test_all_is_sorted_and_resolves() -> None:
 def test_import_offload_is_light() -> None:
     code = (
         "import sys, offload, offload.cli; "
-        "heavy = [m for m in ('httpx', 'llama_cpp', 'uvicorn', 'starlette', 'mcp', 'openai', 'anthropic') "
+        "heavy = [m for m in ('aiohttp', 'httpx', 'llama_cpp', 'uvicorn', 'starlette', 'mcp', 'openai', 'anthropic') "
         "if m in sys.modules]; print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -4,8 +4,9 @@ One ``Offloader`` (ledger on, temporary ``OFFLOAD_HOME``) against the zero-laten
 fake (``fake_openai.py`` of the shared gateway bench, ``--fake PATH``) in its own process, with
 three providers: ``fake`` (answers), ``broken`` (the same server under a path that answers 404)
 and ``down`` (a closed port: connection refused). The default chain is down → broken → fake, so
-default calls fail over (and exercise cooldowns); explicit calls to ``broken`` without fallbacks
-fail. 16 calls in flight; each call's kind follows a fixed 10-step cycle:
+default calls fail over, and explicit calls to ``broken`` without fallbacks fail (cooldowns are
+cut to 0.2 s so that failing candidates keep being called). 16 calls in flight; each call's
+kind follows a fixed 10-step cycle:
 
     4 × ask fake · 2 × stream fake · 1 × ask the default chain · 1 × summarize · 1 × rewrite ·
     1 × ask broken, no fallbacks (an error)
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from overhead import FAKE, fake_openai, free_port
 
 FAKE_MODEL = "fake/fake-model"
+COOLDOWN = 0.2
 TEXT = "The quarterly report shows steady growth in every region, led by new customers in the north. " * 3
 
 
@@ -90,14 +92,17 @@ def open_fds() -> int:
 
 async def soak(url: str, home: Path, calls: int, warmup: int, every: int) -> dict[str, Any]:
     from offload import tasks
+    from offload.cooldown import Cooldowns
     from offload.errors import OffloadError
     from offload.offloader import Offloader
 
     events = 0
+    kinds: Counter[str] = Counter()
 
-    def count(_: Any) -> None:
+    def count(event: Any) -> None:
         nonlocal events
         events += 1
+        kinds[f"{event.candidate.provider.id}:{event.error.kind if event.error else 'ok'}"] += 1
 
     outcomes: Counter[str] = Counter()
     samples: list[tuple[int, float, int]] = []
@@ -136,6 +141,9 @@ async def soak(url: str, home: Path, calls: int, warmup: int, every: int) -> dic
 
     started = time.perf_counter()
     async with Offloader(config(url), state_dir=home, observers=[count]) as off:
+        # Failing candidates cool down for 0.2 s instead of 30 s and more, so they are really
+        # called (and fail, and fail over) all through the run, not only once.
+        off.router.cooldowns = Cooldowns(schedule=(COOLDOWN,))
         await asyncio.gather(*(worker(off) for _ in range(16)))
         assert off.ledger is not None
         off.ledger.flush()
@@ -145,6 +153,7 @@ async def soak(url: str, home: Path, calls: int, warmup: int, every: int) -> dic
         "outcomes": outcomes,
         "samples": samples,
         "events": events,
+        "kinds": kinds,
         "rows": ledger_rows(home),
     }
 
@@ -173,6 +182,7 @@ def main() -> int:
     samples = found["samples"]
     print(f"{args.calls} calls in {found['seconds']:.1f} s ({args.calls / found['seconds']:.0f} calls/s)")
     print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(found["outcomes"].items())))
+    print("call events by outcome: " + ", ".join(f"{k} {v}" for k, v in sorted(found["kinds"].items())))
     print(f"{'after calls':>12}{'RSS MiB':>10}{'open fds':>10}")
     for calls, rss, fds in samples:
         print(f"{calls:>12}{rss:>10.1f}{fds:>10}")

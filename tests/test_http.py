@@ -91,6 +91,28 @@ async def test_json_requests_carry_headers_and_params() -> None:
     assert retry_after_seconds(response.headers) == 7.0
 
 
+async def test_redirects_are_returned_not_followed() -> None:
+    async def moved(request: web.Request) -> web.StreamResponse:
+        if request.path == "/elsewhere":
+            return web.json_response({"followed": True})
+        return web.Response(status=307, headers={"Location": "/elsewhere"})
+
+    async with serving(moved) as url, make_client(url) as client:
+        response = await client.request("POST", "/v1/chat/completions", json={"a": 1})
+    assert response.status_code == 307
+
+
+async def test_a_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = f"http://127.0.0.1:{closed_port()}"
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    async with serving(answering(200, b"{}", "application/json")) as url, make_client(url) as client:
+        with pytest.raises(Unreachable) as info, transport_errors(provider="p", address=url):
+            await client.request("GET", "/")
+    assert info.value.refused
+
+
 def test_retry_after_forms() -> None:
     assert retry_after_seconds({"retry-after": "3"}) == 3.0
     assert retry_after_seconds({"retry-after-ms": "1500"}) == 1.5

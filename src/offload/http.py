@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import threading
 import time
@@ -131,7 +132,7 @@ class HttpClient:
                 timeout=aiohttp.ClientTimeout(
                     total=None, connect=t.read, sock_connect=t.connect, sock_read=t.read
                 ),
-                auto_decompress=True,
+                trust_env=_proxy_in_env(),
             )
             self._sessions[loop] = session
         return session
@@ -149,7 +150,10 @@ class HttpClient:
         if self.log is not None:
             self.log.request(method, url, self.headers, json)
         headers = _JSON if data is not None else None
-        async with self._session().request(method, url, data=data, params=params, headers=headers) as raw:
+        session = self._session()
+        async with session.request(
+            method, url, data=data, params=params, headers=headers, allow_redirects=False
+        ) as raw:
             content = await raw.read()
         if self.log is not None:
             self.log.response(url, raw.status, content)
@@ -164,7 +168,8 @@ class HttpClient:
         if self.log is not None:
             self.log.request(method, url, self.headers, json)
         headers = _JSON if data is not None else None
-        async with self._session().request(method, url, data=data, headers=headers) as raw:
+        session = self._session()
+        async with session.request(method, url, data=data, headers=headers, allow_redirects=False) as raw:
             try:
                 yield StreamResponse(raw, body)
             finally:
@@ -193,6 +198,13 @@ class HttpClient:
 
 
 _JSON = {"Content-Type": "application/json"}
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def _proxy_in_env() -> bool:
+    """Honour ``HTTP(S)_PROXY``/``NO_PROXY`` when one is set (aiohttp's ``trust_env``, which
+    otherwise costs a look at the environment on every request)."""
+    return any(os.environ.get(name) for name in PROXY_VARIABLES)
 
 
 def _encode(body: Any) -> bytes | None:

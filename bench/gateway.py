@@ -1,213 +1,297 @@
-"""``offload serve`` against the fake backend directly and a bare aiohttp pass-through, same rounds.
+"""`offload serve` beside the bare fake, a bare aiohttp pass-through and LiteLLM's proxy, one run.
 
-Uses the gateway-bench tools (``--tools``, default ``/work/shared/bench/gateway``): starts
-``fake_openai.py`` (CPU 0), ``passthrough_aiohttp.py`` and ``offload serve`` (CPU 1, taking turns),
-each timed from start to first 200 by ``launch.py``; runs ``bench.py`` over the three targets
-(wrk max RPS, fixed-rate latency, CPU per request, memory), then ``summarize.py`` against
-``direct``; then sends ``--soak`` more requests to the gateway and prints its memory before/after.
-Everything binds 127.0.0.1 and is stopped at the end (by the process groups this script started).
+Drives the shared gateway bench tools (``/work/shared/bench/gateway``, or ``--tools DIR``) by path:
+``launch.py`` starts each server in its own process group and times start → first 200,
+``bench.py`` measures all targets in interleaved rounds (wrk max RPS, open-loop latency at
+fixed rates, CPU ms per request), ``summarize.py`` prints the tables with ``direct`` (the fake
+itself) as the baseline. The fake and the load generators run on CPU 0, the gateways on
+CPU 1 (they take turns on it: each has the core alone while it is measured).
 
-    .venv/bin/python bench/gateway.py [--rounds 3] [--rates 100,200] [--soak 50000]
-Needs ``wrk`` and ``taskset``.
+Then, for the same servers: time to first byte of streamed requests (added over direct),
+``offload serve``'s RSS after 10,000 requests and after a further 50,000, and the exact ledger
+row count. The route under test sends the client's model ``fake-model`` to an
+``openai-completions`` provider at the fake (``offload.gateway.models``), so every request
+walks the router, the provider and the ledger, and is translated both ways.
+
+    .venv/bin/python bench/gateway.py [--litellm /tmp/litellm-venv/bin/litellm] [--rounds 2]
+
+Every server it starts is stopped at the end (by process group id). Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
-import signal
+import secrets
+import socket
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-KEY = "bench-gateway-key"
-CONFIG = """{
-  models: { providers: { fake: { baseUrl: "http://127.0.0.1:%d/v1", api: "openai-completions", local: false,
-    models: [{ id: "fake-model", cost: { input: 1, output: 2 } }] } } },
-  offload: { embedded: { enabled: false } },
-}
-"""
+TOOLS = Path("/work/shared/bench/gateway")
+LITELLM = Path("/tmp/litellm-venv/bin/litellm")
+SRC = Path(__file__).resolve().parent.parent / "src"
+CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
 
 
-def launch(
-    tools: Path, work: Path, name: str, cpu: str, ready: str, cmd: list[str], env: dict[str, str]
-) -> dict:
-    """Start ``cmd`` pinned to ``cpu`` through launch.py; its JSON line (pid, startup_s, rss)."""
-    line = (
-        subprocess.run(
-            [
-                "taskset",
-                "-c",
-                cpu,
-                sys.executable,
-                str(tools / "launch.py"),
-                "--ready-url",
-                ready,
-                "--header",
-                f"Authorization: Bearer {KEY}",
-                "--settle",
-                "1",
-                "--log",
-                str(work / f"{name}.log"),
-                "--",
-                *cmd,
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=env,
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Servers:
+    """Servers started through ``launch.py``; ``stop`` ends each process group it started."""
+
+    def __init__(self, tools: Path, logs: Path) -> None:
+        self.tools = tools
+        self.logs = logs
+        self.started: dict[str, dict[str, Any]] = {}
+
+    def launch(
+        self, name: str, cpu: str | None, ready: str, cmd: list[str], env: dict[str, str]
+    ) -> dict[str, Any]:
+        pin = ["taskset", "-c", cpu] if cpu is not None else []
+        launcher = [sys.executable, str(self.tools / "launch.py"), "--ready-url", ready, "--timeout", "300"]
+        launcher += ["--settle", "1", "--log", str(self.logs / f"{name}.log"), "--"]
+        out = subprocess.run(
+            [*pin, *launcher, *cmd], env={**os.environ, **env}, capture_output=True, text=True, timeout=400
         )
-        .stdout.strip()
-        .splitlines()[-1]
+        info: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+        if "error" in info:
+            raise RuntimeError(f"{name} did not start: {info['error']} (see {self.logs / name}.log)")
+        self.started[name] = info
+        return info
+
+    def stop(self) -> None:
+        for info in self.started.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(info["pid"]), 15)
+        for info in self.started.values():
+            for _ in range(100):
+                try:
+                    os.kill(int(info["pid"]), 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(int(info["pid"]), 9)
+
+
+def offload_config(home: Path, fake: str) -> None:
+    (home / "config.json5").write_text(
+        "{\n"
+        '  agents: { defaults: { model: { primary: "fake/fake-model" } } },\n'
+        '  models: { mode: "replace", providers: { fake: { baseUrl: "' + fake + '/v1", '
+        'api: "openai-completions", apiKey: "sk-fake", models: [{ id: "fake-model" }] } } },\n'
+        '  offload: { gateway: { models: { "fake-model": { primary: "fake/fake-model" } } } },\n'
+        "}\n"
     )
-    info = json.loads(line)
-    if "error" in info:
-        raise SystemExit(f"{name}: {info['error']} (see {work / (name + '.log')})")
-    print(f"{name:12s} started in {info['startup_s']:.3f}s, RSS {info.get('rss_mib')} MiB", flush=True)
-    return info
+
+
+async def ttfb(urls: dict[str, str], keys: dict[str, str], count: int, rounds: int) -> dict[str, list[float]]:
+    """Milliseconds to the first body byte of a streamed chat, one request at a time."""
+    import aiohttp
+
+    body = {**CHAT, "stream": True}
+    found: dict[str, list[float]] = {name: [] for name in urls}
+    async with aiohttp.ClientSession() as session:
+        for r in range(rounds):
+            order = list(urls.items()) if r % 2 == 0 else list(reversed(urls.items()))
+            for name, url in order:
+                headers = {"Authorization": f"Bearer {keys.get(name, 'sk-bench')}"}
+                for i in range(count + 5):
+                    started = time.perf_counter()
+                    async with session.post(url + "/v1/chat/completions", json=body, headers=headers) as resp:
+                        await resp.content.readany()
+                        first = time.perf_counter() - started
+                        await resp.read()
+                    if i >= 5:  # the first few warm the connection
+                        found[name].append(first * 1000)
+    return found
+
+
+async def load(url: str, requests: int, in_flight: int = 32) -> int:
+    """Send ``requests`` chats with ``in_flight`` at once; the number answered 200."""
+    import aiohttp
+
+    left, ok = requests, 0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal left, ok
+        while left > 0:
+            left -= 1
+            async with session.post(url + "/v1/chat/completions", json=CHAT) as resp:
+                await resp.read()
+                ok += resp.status == 200
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=in_flight)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(in_flight)))
+    return ok
 
 
 def rss_mib(tools: Path, pid: int) -> float:
-    """RSS of a process tree (the tools' ``rss.tree_memory``)."""
     sys.path.insert(0, str(tools))
     from rss import tree_memory
 
     return float(tree_memory(pid)["rss_mib"])
 
 
-def soak(port: int, count: int) -> None:
-    """``count`` requests with 16 in flight (wrk with a request cap is not available; aiohttp is)."""
-    import asyncio
-
-    import aiohttp
-
-    body = json.dumps({"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]})
-
-    async def run() -> None:
-        left = count
-        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as http:
-
-            async def worker() -> None:
-                nonlocal left
-                while left > 0:
-                    left -= 1
-                    async with http.post(f"http://127.0.0.1:{port}/v1/chat/completions", data=body) as r:
-                        await r.read()
-
-            await asyncio.gather(*(worker() for _ in range(16)))
-
-    asyncio.run(run())
+def ledger_rows(home: Path) -> int:
+    total = 0
+    for path in home.rglob("usage.sqlite3"):
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            total += int(conn.execute("select count(*) from calls").fetchone()[0])
+    return total
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tools", type=Path, default=Path("/work/shared/bench/gateway"))
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--rates", default="100,200")
-    ap.add_argument("--wrk-duration", type=int, default=10)
-    ap.add_argument("--rate-duration", type=float, default=10)
-    ap.add_argument("--soak", type=int, default=50_000)
-    ap.add_argument("--ports", default="9301,9302,9303", help="fake,passthrough,gateway")
-    a = ap.parse_args()
-    fake, passthrough, gateway = (int(p) for p in a.ports.split(","))
-    work = Path(tempfile.mkdtemp(prefix="offload-gw-bench-"))
-    (work / "config.json5").write_text(CONFIG % fake, encoding="utf-8")
-    env = {**os.environ, "OFFLOAD_HOME": str(work / "home")}
-    offload = str(Path(sys.executable).parent / "offload")
-    started: list[int] = []
-    try:
-        info = launch(
-            a.tools,
-            work,
-            "fake",
-            "0",
-            f"http://127.0.0.1:{fake}/v1/models",
-            [sys.executable, str(a.tools / "fake_openai.py"), "--port", str(fake)],
-            env,
-        )
-        started.append(info["pid"])
-        info = launch(
-            a.tools,
-            work,
-            "passthrough",
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tools", type=Path, default=TOOLS, help="the shared gateway bench folder")
+    parser.add_argument("--litellm", type=Path, default=LITELLM, help="litellm CLI (skipped when missing)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rates", default="10,50,100,200,500")
+    parser.add_argument("--rate-duration", type=float, default=8)
+    parser.add_argument("--wrk-duration", type=int, default=8)
+    parser.add_argument("--memory", default="10000,50000", help="requests before the first RSS, then more")
+    parser.add_argument("--out", type=Path, help="keep logs and results here (default: a temp dir)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        home = Path(tmp) / "offload-home"
+        home.mkdir()
+        servers = Servers(args.tools, out)
+        try:
+            return run(args, servers, out, home)
+        finally:
+            servers.stop()
+
+
+def run(args: argparse.Namespace, servers: Servers, out: Path, home: Path) -> int:
+    py = sys.executable
+    ports = {name: free_port() for name in ("direct", "passthrough", "offload", "litellm")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    master = "sk-" + secrets.token_hex(16)
+    keys = {"litellm": master}
+    servers.launch(
+        "direct",
+        "0",
+        urls["direct"] + "/health",
+        [py, str(args.tools / "fake_openai.py"), "--port", str(ports["direct"])],
+        {},
+    )
+    servers.launch(
+        "passthrough",
+        "1",
+        urls["passthrough"] + "/health",
+        [
+            py,
+            str(args.tools / "passthrough_aiohttp.py"),
+            "--port",
+            str(ports["passthrough"]),
+            "--upstream",
+            urls["direct"],
+        ],
+        {},
+    )
+    offload_config(home, urls["direct"])
+    serve_env = {"OFFLOAD_HOME": str(home), "PYTHONPATH": str(SRC)}
+    servers.launch(
+        "offload",
+        "1",
+        urls["offload"] + "/health",
+        [py, "-m", "offload", "serve", "--port", str(ports["offload"])],
+        serve_env,
+    )
+    if args.litellm.exists():
+        servers.launch(
+            "litellm",
             "1",
-            f"http://127.0.0.1:{passthrough}/health",
+            urls["litellm"] + "/health/liveliness",
             [
-                sys.executable,
-                str(a.tools / "passthrough_aiohttp.py"),
+                str(args.litellm),
+                "--config",
+                str(args.tools / "litellm_config.yaml"),
+                "--host",
+                "127.0.0.1",
                 "--port",
-                str(passthrough),
-                "--upstream",
-                f"http://127.0.0.1:{fake}",
+                str(ports["litellm"]),
             ],
-            env,
+            {
+                "LITELLM_MASTER_KEY": master,
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "FAKE_API_BASE": urls["direct"] + "/v1",
+            },
         )
-        started.append(pt_pid := info["pid"])
-        info = launch(
-            a.tools,
-            work,
-            "offload",
-            "1",
-            f"http://127.0.0.1:{gateway}/v1/models",
-            [offload, "--config", str(work / "config.json5"), "serve", "--port", str(gateway), "--key", KEY],
-            env,
-        )
-        started.append(gw_pid := info["pid"])
-        results = work / "results.jsonl"
+    else:
+        del urls["litellm"]
+        print(f"LiteLLM skipped: {args.litellm} not found")
+    print("start → first 200 (launch.py):")
+    for name, info in servers.started.items():
+        print(f"  {name:<12} {info['startup_s']:>7.3f} s   RSS {info.get('rss_mib', '-')} MiB")
+
+    results = out / "results.jsonl"
+    bench = [py, str(args.tools / "bench.py"), "--tag", "seam", "--out", str(results), "--gen-cpus", "0"]
+    for name, url in urls.items():
+        bench += ["--target", f"{name}={url}", "--pid", f"{name}={servers.started[name]['pid']}"]
+    bench += ["--key", "sk-bench", *(x for name, key in keys.items() for x in ("--key", f"{name}={key}"))]
+    bench += ["--rounds", str(args.rounds), "--rates", args.rates]
+    bench += ["--rate-duration", str(args.rate_duration), "--wrk-duration", str(args.wrk_duration)]
+    subprocess.run(bench, check=True, stdout=subprocess.DEVNULL, timeout=7200)
+    print(
         subprocess.run(
-            [
-                sys.executable,
-                str(a.tools / "bench.py"),
-                "--tag",
-                "offload",
-                "--out",
-                str(results),
-                "--gen-cpus",
-                "0",
-                "--rounds",
-                str(a.rounds),
-                "--rates",
-                a.rates,
-                "--wrk-duration",
-                str(a.wrk_duration),
-                "--rate-duration",
-                str(a.rate_duration),
-                "--target",
-                f"direct=http://127.0.0.1:{fake}",
-                "--target",
-                f"passthrough=http://127.0.0.1:{passthrough}",
-                "--target",
-                f"offload=http://127.0.0.1:{gateway}",
-                "--key",
-                KEY,
-                "--pid",
-                f"passthrough={pt_pid}",
-                "--pid",
-                f"offload={gw_pid}",
-            ],
+            [py, str(args.tools / "summarize.py"), str(results), "--baseline", "direct"],
             check=True,
-        )
-        subprocess.run(
-            [sys.executable, str(a.tools / "summarize.py"), str(results), "--baseline", "direct"], check=True
-        )
-        before = rss_mib(a.tools, gw_pid)
-        soak(gateway, a.soak)
-        after = rss_mib(a.tools, gw_pid)
-        print(
-            f"\noffload serve RSS after the bench: {before:.1f} MiB; "
-            f"after {a.soak} more requests: {after:.1f} MiB ({(after / before - 1) * 100:+.1f}%)"
-        )
-    finally:
-        for pid in reversed(started):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    rows_before = ledger_rows(home)
+    print(f"ledger rows after bench.py: {rows_before}")
+
+    first = asyncio.run(ttfb(urls, keys, 100, 2))
+    base = statistics.median(first["direct"])
+    print("streamed chat, time to first body byte (ms, one at a time, 200 per target):")
+    for name, values in first.items():
+        p50, p99 = statistics.median(values), pct(values, 0.99)
+        print(f"  {name:<12} p50 {p50:7.2f}  p99 {p99:7.2f}  added p50 {p50 - base:+7.2f}")
+
+    warm, more = (int(x) for x in args.memory.split(","))
+    pid = int(servers.started["offload"]["pid"])
+    rows_start = ledger_rows(home)
+    ok1 = asyncio.run(load(urls["offload"], warm))
+    rss1 = rss_mib(args.tools, pid)
+    ok2 = asyncio.run(load(urls["offload"], more))
+    rss2 = rss_mib(args.tools, pid)
+    print(f"offload serve RSS after {warm} requests: {rss1:.1f} MiB (target <= 80)")
+    growth = 100 * (rss2 / rss1 - 1)
+    print(f"offload serve RSS after a further {more}: {rss2:.1f} MiB, growth {growth:+.1f}% (target <= 10%)")
+    added, deadline = -1, time.monotonic() + 30
+    while time.monotonic() < deadline:  # the ledger writer takes rows in batches: wait for the last
+        added = ledger_rows(home) - rows_start
+        if added >= ok1 + ok2:
+            break
         time.sleep(0.5)
-        print(f"(work files in {work})")
+    print(f"ledger rows for those {ok1 + ok2} answered requests: {added} (exact: {added == ok1 + ok2})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,17 +1,23 @@
-"""Soak: many routed calls against the fakes, mixing tasks, streams, failures and fallbacks.
+"""Soak: 50,000 routed calls mixing asks, streams, tasks, failures and fallbacks; memory, fds, ledger.
 
-    .venv/bin/python bench/soak.py [--calls 50000] [--concurrency 16]
+One ``Offloader`` (ledger on, temporary ``OFFLOAD_HOME``) against the zero-latency OpenAI-compatible
+fake (``fake_openai.py`` of the shared gateway bench, ``--fake PATH``) in its own process, with
+three providers: ``fake`` (answers), ``broken`` (the same server under a path that answers 404)
+and ``down`` (a closed port: connection refused). The default chain is down → broken → fake, so
+default calls fail over, and explicit calls to ``broken`` without fallbacks fail (cooldowns are
+cut to 0.2 s so that failing candidates keep being called). 16 calls in flight; each call's
+kind follows a fixed 10-step cycle:
 
-The fakes (LM Studio as the local primary, the OpenAI fake as the hosted fallback) run in a child
-process that injects faults on its own every few milliseconds (503s, dropped connections, model
-crashes mid-stream on LM Studio; 529-style overloads on the hosted fake), so this process holds
-only offload's client side. The calls mix ``ask``, streamed ``ask``, and the ``summarize``,
-``classify`` and ``extract`` tasks, all through one ``Offloader`` with the ledger on.
+    4 × ask fake · 2 × stream fake · 1 × ask the default chain · 1 × summarize · 1 × rewrite ·
+    1 × ask broken, no fallbacks (an error)
 
-Printed: calls/s, how calls ended (answered locally, after a fallback, failed), RSS and open file
-descriptors after warm-up and at the end, and the ledger's row count against the attempts the
-router reported. Pass: RSS grows at most 10% after warm-up, descriptors stay flat (±8), rows
-match exactly. Exit code 1 when a check fails. Not part of the test suite.
+After a warm-up (``--warmup`` calls) it samples this process's RSS and open file descriptors
+every ``--every`` calls. Targets: RSS grows <= 10% from the first sample to the last, fds stay
+flat, and the ledger holds exactly one row per call event the router reported.
+
+    .venv/bin/python bench/soak.py [--calls 50000] [--warmup 5000] [--every 5000]
+
+Bench only, not CI. Nothing is asserted; it prints the figures and the verdicts.
 """
 
 from __future__ import annotations
@@ -19,195 +25,176 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import random
-import resource
-import subprocess
+import sqlite3
 import sys
 import tempfile
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-CHILD = textwrap.dedent(
-    """
-    import json, random, sys, threading, time
-    from offload.testing import LMStudioFake, OpenAIFake
-    lms = LMStudioFake(parallel=8)
-    oai = OpenAIFake(models=["gpt-4o-mini"], api_key="soak-key")
-    rng = random.Random(7)
-    with lms.serve() as ls, oai as os_:
-        print(json.dumps({"lmstudio": ls.url, "openai": os_.base_url}), flush=True)
-        def faults():
-            while True:
-                time.sleep(0.005)
-                roll = rng.random()
-                if roll < 0.05:
-                    lms.fail_next("status:503")
-                elif roll < 0.07:
-                    lms.fail_next("drop")
-                elif roll < 0.08:
-                    lms.fail_next("crash")
-                elif roll < 0.09:
-                    oai.fail_next(529)
-                if roll < 0.02:
-                    oai.reset()   # the fake records requests; keep its memory bounded
-        threading.Thread(target=faults, daemon=True).start()
-        sys.stdin.read()
-    """
-)
+sys.path.insert(0, str(Path(__file__).parent))
+from overhead import FAKE, fake_openai, free_port
 
-TEXT = (
-    "The city council approved the new cycling lanes on Monday after a long debate. Work starts in "
-    "March and should end in August; the budget is 4.2 million euros, mostly from a regional grant."
-)
+FAKE_MODEL = "fake/fake-model"
+COOLDOWN = 0.2
+TEXT = "The quarterly report shows steady growth in every region, led by new customers in the north. " * 3
 
 
-def rss_kib() -> int:
-    """Resident set size of this process, KiB (from /proc)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def open_fds() -> int:
-    """Open file descriptors of this process."""
-    return len(os.listdir("/proc/self/fd"))
-
-
-async def one(off: Any, kind: str, outcomes: Counter[str]) -> None:
-    from offload import tasks
-    from offload.errors import OffloadError
-
-    try:
-        if kind == "ask":
-            routed = await off.ask(
-                f"Say something short about item {random.random():.6f}", max_output_tokens=32
-            )
-            outcomes["fallback" if not routed.candidate.local else "local"] += 1
-        elif kind == "stream":
-            stream = off.stream("Stream a short sentence.", max_output_tokens=32)
-            async for _ in stream:
-                pass
-            outcomes["stream"] += 1
-        elif kind == "summarize":
-            await tasks.summarize(TEXT, "sentence", offloader=off)
-            outcomes["task"] += 1
-        elif kind == "classify":
-            await tasks.classify(TEXT, ["politics", "sports", "weather"], offloader=off)
-            outcomes["task"] += 1
-        else:
-            await tasks.extract(TEXT, fields="budget, start", offloader=off)
-            outcomes["task"] += 1
-    except OffloadError as exc:
-        outcomes[f"failed:{exc.kind}"] += 1
-
-
-async def soak(calls: int, concurrency: int, urls: dict[str, str], home: Path) -> int:
+def config(url: str) -> Any:
     from offload.config import parse_config
-    from offload.ledger import Ledger
-    from offload.offloader import Offloader
 
-    config = parse_config(
+    root = url[: -len("/v1")]
+    model = [{"id": "fake-model"}]
+    return parse_config(
         {
             "agents": {
-                "defaults": {"model": {"primary": "lmstudio/auto", "fallbacks": ["cloud/gpt-4o-mini"]}}
+                "defaults": {
+                    "model": {
+                        "primary": "down/fake-model",
+                        "fallbacks": ["broken/fake-model", "fake/fake-model"],
+                    }
+                }
             },
             "models": {
                 "mode": "replace",
                 "providers": {
-                    "lmstudio": {"baseUrl": urls["lmstudio"], "api": "lmstudio"},
-                    "cloud": {
-                        "baseUrl": urls["openai"],
+                    "fake": {
+                        "baseUrl": url,
                         "api": "openai-completions",
-                        "apiKey": "soak-key",
-                        "local": False,
-                        "models": [{"id": "gpt-4o-mini", "cost": {"input": 0.15, "output": 0.6}}],
+                        "apiKey": "sk-fake",
+                        "models": model,
+                    },
+                    "broken": {"baseUrl": root + "/broken/v1", "api": "openai-completions", "models": model},
+                    "down": {
+                        "baseUrl": f"http://127.0.0.1:{free_port()}/v1",
+                        "api": "openai-completions",
+                        "models": model,
                     },
                 },
             },
-            "offload": {"savings": {"baseline": "cloud/gpt-4o-mini"}},
         },
         env={},
     )
-    events = 0
 
-    def count(_event: Any) -> None:
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def soak(url: str, home: Path, calls: int, warmup: int, every: int) -> dict[str, Any]:
+    from offload.cooldown import Cooldowns
+
+    from offload import tasks
+    from offload.errors import OffloadError
+    from offload.offloader import Offloader
+
+    events = 0
+    kinds: Counter[str] = Counter()
+
+    def count(event: Any) -> None:
         nonlocal events
         events += 1
+        kinds[f"{event.candidate.provider.id}:{event.error.kind if event.error else 'ok'}"] += 1
 
-    rng = random.Random(11)
-    kinds = ["ask"] * 40 + ["stream"] * 20 + ["summarize"] * 15 + ["classify"] * 15 + ["extract"] * 10
     outcomes: Counter[str] = Counter()
-    off = Offloader(config, state_dir=home, notify=lambda _m: None, observers=[count])
-    assert off.ledger is not None
-    ledger_path = off.ledger.path
-    warm = max(1, calls // 10)
-    marks: dict[str, tuple[int, int, float]] = {}
+    samples: list[tuple[int, float, int]] = []
+    done = 0
+    next_call = 0
+
+    async def one(off: Offloader, i: int) -> None:
+        step = i % 10
+        if step < 4:
+            await off.ask("Say hello.", model="fake/fake-model")
+        elif step < 6:
+            stream = off.stream("Say hello.", model="fake/fake-model")
+            async for _ in stream.events:
+                pass
+        elif step == 6:
+            await off.ask("Say hello.")
+        elif step == 7:
+            await tasks.summarize(TEXT, offloader=off, gate="off", model="fake/fake-model")
+        elif step == 8:
+            await tasks.rewrite(TEXT, "make it shorter", offloader=off, gate="off", model="fake/fake-model")
+        else:
+            await off.ask("Say hello.", model="broken/fake-model", fallbacks=False)
+
+    async def worker(off: Offloader) -> None:
+        nonlocal done, next_call
+        while next_call < calls:
+            i, next_call = next_call, next_call + 1
+            try:
+                await one(off, i)
+                outcomes["ok"] += 1
+            except OffloadError as exc:
+                outcomes[f"error:{exc.kind}"] += 1
+            done += 1
+            if done >= warmup and (done - warmup) % every == 0:
+                samples.append((done, rss_mib(), open_fds()))
+
     started = time.perf_counter()
-    async with off:
-        gate = asyncio.Semaphore(concurrency)
-
-        async def run(i: int) -> None:
-            async with gate:
-                await one(off, rng.choice(kinds), outcomes)
-            if i + 1 == warm:
-                marks["warm"] = (rss_kib(), open_fds(), time.perf_counter())
-
-        pending: set[asyncio.Task[None]] = set()
-        for i in range(calls):
-            pending.add(asyncio.create_task(run(i)))
-            if len(pending) >= concurrency * 4:
-                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        await asyncio.gather(*pending)
-        marks["end"] = (rss_kib(), open_fds(), time.perf_counter())
+    async with Offloader(config(url), state_dir=home, observers=[count]) as off:
+        # Failing candidates cool down for 0.2 s instead of 30 s and more, so they are really
+        # called (and fail, and fail over) all through the run, not only once.
+        off.router.cooldowns = Cooldowns(schedule=(COOLDOWN,))
+        await asyncio.gather(*(worker(off) for _ in range(16)))
         assert off.ledger is not None
         off.ledger.flush()
-    elapsed = time.perf_counter() - started
-    with Ledger.open_readonly(ledger_path) as reader:
-        rows = reader.count()
-    (rss0, fd0, t0), (rss1, fd1, t1) = marks["warm"], marks["end"]
-    growth = (rss1 - rss0) / rss0
-    print(
-        f"calls            {calls:,} in {elapsed:.1f} s ({calls / elapsed:,.0f}/s; after warm-up "
-        f"{(calls - warm) / (t1 - t0):,.0f}/s) at {concurrency} in flight"
-    )
-    print("outcomes         " + ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())))
-    print(
-        f"RSS              {rss0 / 1024:.1f} MiB after warm-up → {rss1 / 1024:.1f} MiB at the end "
-        f"({growth * 100:+.1f}%, limit +10%)"
-    )
-    print(f"open fds         {fd0} after warm-up → {fd1} at the end (limit ±8)")
-    print(f"ledger rows      {rows:,}; router attempts reported {events:,}")
-    ok = growth <= 0.10 and abs(fd1 - fd0) <= 8 and rows == events
-    print("PASS" if ok else "FAIL")
-    return 0 if ok else 1
+        samples.append((done, rss_mib(), open_fds()))
+    return {
+        "seconds": time.perf_counter() - started,
+        "outcomes": outcomes,
+        "samples": samples,
+        "events": events,
+        "kinds": kinds,
+        "rows": ledger_rows(home),
+    }
+
+
+def ledger_rows(home: Path) -> int:
+    total = 0
+    for path in home.rglob("usage.sqlite3"):
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            total += int(conn.execute("select count(*) from calls").fetchone()[0])
+    return total
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--calls", type=int, default=50_000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    args = parser.parse_args()
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    try:
-        assert child.stdout is not None
-        urls = json.loads(child.stdout.readline())
-        with tempfile.TemporaryDirectory(prefix="offload-soak-") as home:
-            os.environ["OFFLOAD_HOME"] = home
-            return asyncio.run(soak(args.calls, args.concurrency, urls, Path(home)))
-    finally:
-        with contextlib.suppress(Exception):
-            assert child.stdin is not None
-            child.stdin.close()
-        child.terminate()
-        child.wait(timeout=30)
+    parser.add_argument("--fake", type=Path, default=FAKE, help="path of fake_openai.py")
+    parser.add_argument("--calls", type=int, default=50_000)
+    parser.add_argument("--warmup", type=int, default=5_000)
+    parser.add_argument("--every", type=int, default=5_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, fake_openai(args.fake) as url:
+        home = Path(tmp)
+        os.environ["OFFLOAD_HOME"] = str(home)
+        found = asyncio.run(soak(url, home, args.calls, args.warmup, args.every))
+    samples = found["samples"]
+    print(f"{args.calls} calls in {found['seconds']:.1f} s ({args.calls / found['seconds']:.0f} calls/s)")
+    print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(found["outcomes"].items())))
+    print("call events by outcome: " + ", ".join(f"{k} {v}" for k, v in sorted(found["kinds"].items())))
+    print(f"{'after calls':>12}{'RSS MiB':>10}{'open fds':>10}")
+    for calls, rss, fds in samples:
+        print(f"{calls:>12}{rss:>10.1f}{fds:>10}")
+    first, last = samples[0], samples[-1]
+    growth = 100 * (last[1] / first[1] - 1)
+    fds = [s[2] for s in samples]
+    print(f"RSS growth after warm-up: {growth:+.1f}% (target <= 10%)")
+    print(f"open fds after warm-up: {min(fds)}..{max(fds)} (target: flat)")
+    rows, events = found["rows"], found["events"]
+    print(f"ledger rows {rows} for {events} call events (exact: {rows == events})")
+    return 0
 
 
 if __name__ == "__main__":

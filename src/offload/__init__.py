@@ -3,7 +3,7 @@
 Everything a user calls, catches or consumes is importable from here: the clients (``Offloader``,
 ``AsyncLMStudio``/``LMStudio``, ``batch``), the request and result types, the stream event types
 (``StreamEvent`` is their union), and the whole error tree (``OffloadError`` and its subclasses).
-The names are imported lazily, so ``import offload`` stays cheap (no httpx, no engine) until one
+The names are imported lazily, so ``import offload`` stays cheap (no HTTP library, no engine) until one
 of them is used.
 """
 

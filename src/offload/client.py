@@ -18,8 +18,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import httpx
-
 from offload import loading
 from offload.conversations import ConversationStore, ConversationTurn
 from offload.errors import (
@@ -66,7 +64,6 @@ class AsyncLMStudio:
         *,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         log: str | Path | None = None,
         state_dir: Path | None = None,
         on_retry: OnRetry | None = None,
@@ -77,7 +74,6 @@ class AsyncLMStudio:
             self.base_url,
             api_token=lmstudio_token(api_token),
             timeout=default_timeout(timeout) if timeout else None,
-            transport=transport,
             log=RequestLog(log) if log else None,
         )
         self.retry = retry or RetryPolicy()

@@ -19,8 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Self
 
-import httpx
-
 from offload.config import Config, load_config
 from offload.conversations import ConversationStore, ConversationTurn
 from offload.http import RequestLog
@@ -63,7 +61,6 @@ class Offloader:
         on_choice: Callable[[Candidate, Choice], None] | None = None,
         retry: RetryPolicy | None = None,
         on_retry: OnRetry | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         state_dir: Path | None = None,
         timeout: float | None = None,
         ledger: bool | Ledger = True,
@@ -76,7 +73,6 @@ class Offloader:
         watchers = [*observers, self.ledger.record] if self.ledger is not None else list(observers)
         options = PoolOptions.for_config(
             self.config,
-            transport=transport,
             log=RequestLog(log) if log else None,
             overrides={"lmstudio": base_url} if base_url else {},
             tokens={"lmstudio": api_token} if api_token else {},

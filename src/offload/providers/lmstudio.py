@@ -1,4 +1,4 @@
-"""The LM Studio provider: native REST v1 (list, load, unload, chat, streamed chat) over httpx.
+"""The LM Studio provider: native REST v1 (list, load, unload, chat, streamed chat) over HTTP.
 
 Requests the native chat cannot carry — a JSON schema (``response_format``) or a history
 with assistant turns (re-asks) — go to the same server's OpenAI-compatible
@@ -15,8 +15,6 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpx
-
 from offload import loading
 from offload.errors import (
     BadResponse,
@@ -26,7 +24,7 @@ from offload.errors import (
     ProviderError,
     closest,
 )
-from offload.http import RequestLog, is_local_url
+from offload.http import RequestLog, Timeouts, is_local_url
 from offload.protocols import lmstudio as wire
 from offload.protocols.errors import ErrorContext, classify
 from offload.providers._hosted import FULL_BODY, HostedHttp, with_timings
@@ -80,8 +78,7 @@ class LMStudioProvider:
         api_token: str | None = None,
         name: str = "lmstudio",
         local: bool | None = None,
-        timeout: httpx.Timeout | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: Timeouts | None = None,
         log: RequestLog | None = None,
         headers: Mapping[str, str] | None = None,
         keep_warm: int | None = None,
@@ -93,7 +90,7 @@ class LMStudioProvider:
         self.base_url = base_url.rstrip("/")
         self.local = is_local_url(self.base_url) if local is None else local
         self._token = api_token
-        self._options: dict[str, Any] = {"timeout": timeout, "transport": transport, "log": log}
+        self._options: dict[str, Any] = {"timeout": timeout, "log": log}
         all_headers = dict(headers or {})
         if api_token:
             all_headers["Authorization"] = f"Bearer {api_token}"

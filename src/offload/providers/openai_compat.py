@@ -13,10 +13,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Literal
 
-import httpx
-
 from offload.errors import ConfigError, InvalidRequest
-from offload.http import RequestLog, is_local_url
+from offload.http import RequestLog, Timeouts, is_local_url
 from offload.protocols import openai_chat, openai_responses
 from offload.providers._hosted import Accumulator, HostedHttp, stream_result, with_timings
 from offload.types import ChatRequest, ChatResult, ModelInfo, StreamEvent
@@ -37,8 +35,7 @@ class OpenAIProvider:
         name: str = "openai",
         local: bool | None = None,
         headers: Mapping[str, str] | None = None,
-        timeout: httpx.Timeout | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: Timeouts | None = None,
         log: RequestLog | None = None,
         max_tokens_field: str = "max_tokens",
         routing: Mapping[str, Mapping[str, Any]] | None = None,
@@ -62,7 +59,6 @@ class OpenAIProvider:
             auth_remedy=f"check the API key configured for provider {name!r} (sent as a bearer token)",
             headers=all_headers,
             timeout=timeout,
-            transport=transport,
             log=log,
         )
 

@@ -12,11 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-import httpx
-
 from offload.config_schema import SUPPORTED_APIS, ProviderConfig
 from offload.errors import ConfigError
-from offload.http import RequestLog, default_timeout
+from offload.http import RequestLog, Timeouts, default_timeout
 from offload.providers.base import Provider
 
 if TYPE_CHECKING:
@@ -27,7 +25,6 @@ if TYPE_CHECKING:
 class PoolOptions:
     """What every provider built by a pool shares."""
 
-    transport: httpx.AsyncBaseTransport | None = None
     log: RequestLog | None = None
     models_dir: str | Path | None = None
     threads: int | None = None
@@ -54,8 +51,7 @@ class _HttpOptions(TypedDict):
 
     name: str
     local: bool
-    timeout: httpx.Timeout | None
-    transport: httpx.AsyncBaseTransport | None
+    timeout: Timeouts | None
     log: RequestLog | None
     headers: Mapping[str, str]
 
@@ -72,7 +68,6 @@ def build_provider(cfg: ProviderConfig, options: PoolOptions | None = None) -> P
         "name": cfg.id,
         "local": cfg.local,
         "timeout": timeout,
-        "transport": opts.transport,
         "log": opts.log,
         "headers": cfg.headers,
     }

@@ -265,3 +265,14 @@ def test_redact_nested() -> None:
 )
 def test_local_url_detection(url: str, local: bool) -> None:
     assert is_local_url(url) is local
+
+
+def test_credentials_in_a_base_url_become_basic_auth_unless_a_key_is_set() -> None:
+    from offload.http import HttpClient
+
+    plain = HttpClient("http://admin:p%40ss@127.0.0.1:8080/v1")
+    assert plain.base_url == "http://127.0.0.1:8080/v1"
+    assert plain.headers["Authorization"] == "Basic YWRtaW46cEBzcw=="  # admin:p@ss
+    keyed = HttpClient("http://admin:pw@127.0.0.1:8080/v1", headers={"authorization": "Bearer sk-x"})
+    assert keyed.base_url == "http://127.0.0.1:8080/v1"
+    assert keyed.headers == {"authorization": "Bearer sk-x"}

@@ -12,6 +12,7 @@ else. ``RequestLog`` writes JSON lines of requests and responses with secrets ma
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import threading
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import unquote, urlsplit
 
 from offload.errors import ProviderError, Timeout, Unreachable
 from offload.locality import is_local_url as is_local_url  # re-exported: providers import it here
@@ -108,8 +110,7 @@ class HttpClient:
         log: RequestLog | None = None,
         max_connections: int = 256,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.headers = dict(headers or {})
+        self.base_url, self.headers = _credentials_as_header(base_url.rstrip("/"), dict(headers or {}))
         self.timeout = timeout or default_timeout()
         self.log = log
         self.max_connections = max_connections
@@ -194,6 +195,23 @@ class HttpClient:
 
 
 _JSON = {"Content-Type": "application/json"}
+
+
+def _credentials_as_header(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """Move ``user:password@`` out of a base URL: into a Basic ``Authorization`` header when none
+    is set, otherwise dropped (an explicit key wins; one request cannot carry both)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, headers
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    bare = parts._replace(netloc=netloc).geturl()
+    if not any(k.lower() == "authorization" for k in headers):
+        pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        headers = {**headers, "Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+    return bare, headers
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 

@@ -34,6 +34,8 @@ def _spec(row: dict[str, Any]) -> TaskSpec:
         return builtin.translate(source, arg)
     if task == "rewrite":
         return builtin.rewrite(source, arg)
+    if task == "review":
+        return builtin.review(source)
     assert task == "yesno", task
     return TaskSpec(
         name="ask",

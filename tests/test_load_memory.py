@@ -143,3 +143,19 @@ def test_smaller_sibling_stays_in_the_family() -> None:
     assert sibling.key == "qwen/qwen3-4b"
     assert loading.smaller_sibling(models, "google/gemma-3-1b") is None
     assert loading.family("google/gemma-4-e4b") == "google/gemma-4-*"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_call_whose_load_runs_out_of_memory_frees_offloads_own_models_once(
+    fake: tuple[LMStudioFake, dict[str, str]], stream: bool
+) -> None:
+    lms, env = fake
+    assert offload("load", "google/gemma-3-1b", env=env).code == 0  # loaded by offload
+    lms.load("text-embedding-nomic")  # loaded by hand: never touched
+    args = ["ask", "-m", "lmstudio/qwen/qwen3-8b", "hi", *(["--stream"] if stream else [])]
+    run = offload(*args, env=env)
+    assert run.code == 0, run.err
+    assert (
+        "out of memory: unloaded google/gemma-3-1b (loaded earlier by offload); trying once more" in run.err
+    )
+    assert sorted(lms.loaded_instances()) == ["qwen/qwen3-8b", "text-embedding-nomic"]

@@ -126,7 +126,13 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
     from offload import loading
 
-    stop = loading.subscribe(lambda e: note(e.describe()) if e.how == "keep-warm" else None)
+    def say(event: loading.LoadEvent) -> None:
+        if event.note:
+            note(event.note)
+        elif event.how == "keep-warm":
+            note(event.describe())
+
+    stop = loading.subscribe(say)
     try:
         return asyncio.run(coro)
     finally:

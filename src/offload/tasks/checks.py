@@ -10,6 +10,7 @@ enough to notice "asked for German, got English".
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -237,8 +238,24 @@ def gate(text: str, *, source: str = "", instructions: Sequence[str] = ()) -> li
     if p := non_answer(text):
         return [p]
     shown = visible(text)
-    found = (reask_echo(shown), refusal(shown, source), instruction_echo(shown, instructions, source))
+    inner = _first_json_string(shown)
+    said = refusal(shown, source) or (refusal(inner, source) if inner else None)
+    found = (reask_echo(shown), said, instruction_echo(shown, instructions, source))
     return [p for p in found if p]
+
+
+def _first_json_string(text: str) -> str | None:
+    """The first string value of a JSON answer (a refusal often hides in ``{"summary": …}``)."""
+    body = FENCE.sub("", text).strip()
+    if not body.startswith(("{", "[")):
+        return None
+    try:
+        node = json.loads(body)
+    except ValueError:
+        return None
+    while isinstance(node, dict | list) and node:
+        node = next(iter(node.values())) if isinstance(node, dict) else node[0]
+    return node if isinstance(node, str) else None
 
 
 def words(text: str) -> int:

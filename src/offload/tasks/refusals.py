@@ -180,20 +180,21 @@ CORES = "|".join(
         r"nicht (?:weiter)?helfen\s*(?:[.!,]|$)",
         r"(?:ich kann|kann ich)\s+(?:[^\s.!?]+\s+){0,4}?nicht\s+(?:erfüllen|nachkommen|bearbeiten|"
         r"zusammenfassen|übersetzen|beantworten|ausführen|bereitstellen|umschreiben|klassifizieren|"
-        r"extrahieren|liefern|tun)\b",
+        r"extrahieren|liefern|tun|prüfen|überprüfen|analysieren)\b",
         r"ich bin (?:leider )?nicht in der lage",
         r"ich muss (?:diese anfrage |das )?ablehnen",
         # fr
         r"je ne (?:peux|pourrai|pourrais|suis pas en mesure d[e']|suis pas capable d[e'])\s*(?:pas\s+)?"
         r"(?:vous\s+|t'|te\s+)?(?:aider|assister|répondre|satisfaire|fournir|traduire|résumer|donner suite"
-        r"|faire (?:ça|cela|ceci)|traiter|accomplir|réaliser|rédiger|réécrire|classer|extraire|accéder)",
+        r"|faire (?:ça|cela|ceci)|traiter|accomplir|réaliser|rédiger|réécrire|classer|extraire|accéder"
+        r"|relire|examiner|analyser|vérifier)",
         r"je dois (?:malheureusement )?(?:refuser|décliner)",
         # es
         r"(?:yo )?no (?:puedo|podré|podría|me es posible|estoy en condiciones de|soy capaz de)\s+(?:"
         r"(?:ayudar|asistir)(?:te|le|les)?\s*(?:con\s+)?(?:eso|esto|ello|esa \w+|esta \w+|tu \w+|su \w+)?"
         r"\s*(?:[.!,;]|$)"
         r"|cumplir|proporcionar|realizar|atender|responder|traducir|resumir|hacer (?:eso|esto)|procesar"
-        r"|satisfacer|completar|reescribir|clasificar|extraer|generar|crear|acceder)",
+        r"|satisfacer|completar|reescribir|clasificar|extraer|generar|crear|acceder|revisar|analizar)",
         r"(?:yo )?no (?:puedo|podré)\s*[.!]",
         # it
         r"non (?:posso|potrò|sono in grado di|riesco a|mi è possibile)\s+(?:"
@@ -201,18 +202,19 @@ CORES = "|".join(
         r"\s*(?:[.!,;]|$)"
         r"|assisterti|soddisfare|fornire|rispondere|tradurre|riassumere|fare (?:questo|ciò|questa)"
         r"|elaborare|esaudire|completare|accontentar\w*|riscrivere|classificare|estrarre|generare|creare"
+        r"|rivedere|esaminare|analizzare"
         r"|accedere)",
         # pt
         r"(?:eu )?não (?:posso|poderei|consigo|sou capaz de|estou em condições de|tenho como)\s+(?:"
         r"ajudar\s*(?:você\s+|-te\s+)?(?:com\s+)?(?:isso|isto|essa \w+|esta \w+|sua \w+|seu \w+)?"
         r"\s*(?:[.!,;]|$)"
         r"|atender|fornecer|responder|traduzir|resumir|fazer isso|processar|cumprir|auxiliar|realizar"
-        r"|completar|reescrever|classificar|extrair|gerar|criar|acessar)",
+        r"|completar|reescrever|classificar|extrair|gerar|criar|acessar|revisar|analisar)",
         # nl
         r"(?:daar|hiermee|daarmee|hierbij|daarbij) kan ik (?:je |u )?(?:helaas )?niet (?:mee )?helpen",
         r"(?:ik kan|kan ik) (?:je |u )?(?:daar |hier )?(?:helaas )?niet (?:mee )?helpen\s*(?:[.!,]|$)",
         r"(?:ik kan|kan ik)\s+(?:[^\s.!?]+\s+){0,4}?niet\s+(?:voldoen|vertalen|samenvatten|beantwoorden|"
-        r"uitvoeren|leveren|verwerken|herschrijven|classificeren|ingaan)",
+        r"uitvoeren|leveren|verwerken|herschrijven|classificeren|ingaan|beoordelen|controleren)",
         r"ik ben (?:helaas )?niet in staat",
         # ru
         r"(?:я\s+)?не (?:могу|смогу|в состоянии|имею возможности)\s+(?:вам\s+|тебе\s+)?(?:"

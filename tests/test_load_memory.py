@@ -130,6 +130,21 @@ def test_load_events_reach_subscribers() -> None:
     assert seen == ["start m", "done m", "start n", "failed n"]
 
 
+async def test_scoped_listeners_hear_only_their_own_work() -> None:
+    import asyncio
+
+    heard: dict[str, list[str]] = {"a": [], "b": []}
+
+    async def work(name: str) -> None:
+        with loading.listening(lambda e: heard[name].append(e.model)):
+            await asyncio.sleep(0)
+            with loading.announced("lmstudio", "http://x", f"model-{name}"):
+                await asyncio.sleep(0)
+
+    await asyncio.gather(work("a"), work("b"))
+    assert heard == {"a": ["model-a", "model-a"], "b": ["model-b", "model-b"]}
+
+
 def test_smaller_sibling_stays_in_the_family() -> None:
     models = [
         ModelInfo("qwen/qwen3-8b", size_bytes=8),

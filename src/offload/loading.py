@@ -1,11 +1,12 @@
 """Model loads on offload's behalf: the "loading model…" events, what offload itself loaded,
 and what to try when a load runs out of memory.
 
-- **Events.** ``subscribe(callback)`` receives a ``LoadEvent`` when a load starts and when it
-  ends (done or failed), whichever way it happens: ``offload load``, a keep-warm load, or a
-  server-side (JIT) load seen in a stream. The CLI prints "loading model…" from them; the
-  gateway log and MCP progress can do the same. Callbacks run in the loading task and must be
-  quick; an exception in one is swallowed so it cannot break the load.
+- **Events.** A ``LoadEvent`` is emitted when a load starts and when it ends (done or failed),
+  whichever way it happens: ``offload load``, a keep-warm load, a server-side (JIT) load seen in
+  a stream, or an out-of-memory recovery (with a ``note``). ``subscribe(callback)`` hears every
+  event of the process (the CLI's "loading model…", a gateway log); ``with listening(callback):``
+  hears only the events of the work inside the block (one MCP call's progress). Callbacks run
+  in the loading task and must be quick (schedule async work); their exceptions are swallowed.
 - **Record.** ``LoadRecord`` remembers, per server, the instance ids offload loaded (a small
   JSON file in the data directory). Only those are unloaded to free memory: offload never
   unloads what the user loaded by hand.
@@ -22,6 +23,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -64,17 +66,30 @@ class LoadEvent:
 
 Listener = Callable[[LoadEvent], None]
 _listeners: list[Listener] = []
+_scoped: ContextVar[tuple[Listener, ...]] = ContextVar("offload_load_listeners", default=())
 
 
 def subscribe(listener: Listener) -> Callable[[], None]:
-    """Call ``listener`` for every load event from now on; returns the unsubscribe function."""
+    """Call ``listener`` for every load event of the process from now on (a gateway log);
+    returns the unsubscribe function."""
     _listeners.append(listener)
     return lambda: _listeners.remove(listener) if listener in _listeners else None
 
 
+@contextlib.contextmanager
+def listening(listener: Listener) -> Iterator[None]:
+    """Call ``listener`` for the load events of work done inside the block (and the asyncio
+    tasks it starts) only — one request's progress, e.g. an MCP tool call's."""
+    token = _scoped.set((*_scoped.get(), listener))
+    try:
+        yield
+    finally:
+        _scoped.reset(token)
+
+
 def emit(event: LoadEvent) -> None:
     """Tell every listener about ``event``."""
-    for listener in list(_listeners):
+    for listener in (*_listeners, *_scoped.get()):
         with contextlib.suppress(Exception):
             listener(event)
 

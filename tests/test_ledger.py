@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from offload.config import Config, parse_config
-from offload.cooldown import Cooldowns
 from offload.errors import AuthError, InputError, ProviderError, Unreachable
 from offload.ledger import BASELINE_HINT, Ledger, default_path, nano_usd, parse_when, schema
-from offload.router import CallEvent, CallOptions, Candidate, Router
+from offload.routing.cooldown import Cooldowns
+from offload.routing.router import CallEvent, CallOptions, Candidate, Router
 from offload.testing.scripted import ScriptedProvider
 from offload.types import ChatRequest, ChatResult, Timings, Usage
 
@@ -73,6 +73,8 @@ COLUMNS = [
     "baseline",
     "prompt",
     "answer",
+    "client",
+    "scenario",
 ]
 
 
@@ -191,7 +193,7 @@ def test_migrate_creates_the_exact_schema_and_rerunning_is_a_no_op(tmp_path: Pat
     path = tmp_path / "usage.sqlite3"
     conn = schema.connect(path)
     try:
-        assert schema.migrate(conn) == ["m001_calls", "m002_calls_usd_view"]
+        assert schema.migrate(conn) == ["m001_calls", "m002_calls_usd_view", "m003_gateway_columns"]
         assert [r[1] for r in conn.execute("PRAGMA table_info(calls)")] == COLUMNS
         assert [r[1] for r in conn.execute("PRAGMA table_info(_migrations)")] == ["name", "applied_at"]
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -246,7 +248,7 @@ def test_a_reader_brings_an_older_file_up_to_date(tmp_path: Path, monkeypatch: p
         assert reader.count() == 0
     conn = schema.connect(path)
     try:
-        assert schema.applied(conn) == {"m001_calls", "m002_calls_usd_view"}
+        assert schema.applied(conn) == {"m001_calls", "m002_calls_usd_view", "m003_gateway_columns"}
     finally:
         conn.close()
 
@@ -401,7 +403,7 @@ WRITER_SCRIPT = """
 import sys
 from offload.config import parse_config
 from offload.ledger import Ledger
-from offload.router import Candidate, CallEvent
+from offload.routing.router import Candidate, CallEvent
 from offload.types import ChatResult, Usage
 
 cfg = parse_config({"models": {"mode": "replace", "providers": {

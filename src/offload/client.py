@@ -12,7 +12,7 @@ duplicate instances on load, unload-and-verify, and named stateful conversations
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -22,11 +22,18 @@ import httpx
 
 from offload import loading
 from offload.conversations import ConversationStore, ConversationTurn
-from offload.errors import InputError, ModelNotFound, OffloadError, OutOfMemory, ProviderError, closest
+from offload.errors import (
+    InputError,
+    ModelNotFound,
+    OutOfMemory,
+    ProviderError,
+    UnloadIncomplete,
+    closest,
+)
 from offload.http import RequestLog, default_timeout
 from offload.providers.lmstudio import LMStudioProvider
-from offload.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
-from offload.selection import Choice, Need, Prefer, choose
+from offload.routing.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
+from offload.routing.selection import Choice, Need, Prefer, choose
 from offload.settings import data_dir, lmstudio_token, lmstudio_url
 from offload.tokens import DEFAULT_MAX_OUTPUT
 from offload.types import (
@@ -38,19 +45,6 @@ from offload.types import (
     StreamEnd,
     StreamEvent,
 )
-
-
-class UnloadIncomplete(OffloadError):
-    """Instances were still loaded after unloading them."""
-
-    kind = "unload_incomplete"
-
-    def __init__(self, remaining: Sequence[str], address: str) -> None:
-        self.remaining = tuple(remaining)
-        super().__init__(
-            f"still loaded on {address} after unload: {', '.join(self.remaining)}",
-            remedy="retry `offload unload`, or unload them in LM Studio (or `lms unload --all`)",
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +229,7 @@ class AsyncLMStudio:
         await self._retrying(lambda: self.provider.unload(instance_id))
 
     async def choose(self, request: ChatRequest, prefer: Prefer = "fast") -> Choice:
-        """Pick a model for ``request`` (see ``offload.selection``)."""
+        """Pick a model for ``request`` (see ``offload.routing.selection``)."""
         need = Need.of(request, request.max_output_tokens or DEFAULT_MAX_OUTPUT)
         choice = choose(await self.models(), need, prefer)
         if self._on_choice is not None:
@@ -251,13 +245,24 @@ class AsyncLMStudio:
             if request.previous_response_id is None and turn.previous_response_id:
                 request = replace(request, previous_response_id=turn.previous_response_id)
             if request.model is None and turn.state.model:
-                request = request.with_model(turn.state.model)
+                request = request.with_model(self._conversation_model(turn))
         if request.model is None:
             choice = await self.choose(request, opts.prefer)
             request = request.with_model(choice.model.key)
             if request.context_length is None and choice.context_length:
                 request = replace(request, context_length=choice.context_length)
         return request
+
+    def _conversation_model(self, turn: ConversationTurn) -> str:
+        key = turn.state.key_for(self.provider.name)
+        if key is None:
+            raise InputError(
+                f"conversation {turn.state.name!r} continues on {turn.state.ref}, "
+                f"not on LM Studio at {self.base_url}",
+                remedy=f"continue it with `offload ask -c {turn.state.name}` (or Offloader), "
+                "or start a new conversation",
+            )
+        return key
 
     async def _loaded_ids(self) -> set[str]:
         return {i.id for m in await self.models() for i in m.loaded_instances}
@@ -300,7 +305,7 @@ class AsyncLMStudio:
             events = _single(lambda: self._retrying(lambda: self.provider.chat(request)))
         async for event in events:
             if isinstance(event, StreamEnd) and turn is not None:
-                turn.commit(event.result.response_id, request.model)
+                turn.commit(event.result.response_id, request.model, self.provider.name)
             yield event
             if isinstance(event, StreamEnd) and opts.unload_after:
                 await self._unload_if_new(event.result, before)

@@ -123,6 +123,30 @@ class Config:
         """Settings for task ``name`` (empty settings when none are configured)."""
         return self.settings.tasks.get(name or "", TaskSettings())
 
+    def warnings(self) -> list[str]:
+        """Legal but risky settings (``config check`` and ``doctor`` print them)."""
+        from offload.locality import BUILTIN_HOSTED, host_of, is_hosted_domain, is_loopback_url
+
+        out: list[str] = []
+        raw = self.merged.get("models", {}).get("providers", {})
+        for pid, provider in self.providers.items():
+            entry = raw.get(pid)
+            explicit = entry.get("local") if isinstance(entry, Mapping) else None
+            host = host_of(provider.base_url)
+            if pid in BUILTIN_HOSTED and provider.local and is_loopback_url(provider.base_url):
+                out.append(
+                    f"models.providers.{pid}.baseUrl points at this machine ({host}): the built-in hosted "
+                    f"provider {pid} then counts as local, so it gets prompts under local-only and its API "
+                    "key goes to that server; set local: false if it proxies the hosted API, or give the "
+                    "local server its own provider id"
+                )
+            if explicit is True and is_hosted_domain(provider.base_url):
+                out.append(
+                    f"models.providers.{pid}.local: true is set on a hosted API ({host}): local-only "
+                    "would send prompts to it; remove local: true"
+                )
+        return out
+
     def show(self) -> dict[str, Any]:
         """The effective merged config with every secret redacted (``offload config show``)."""
         from offload.http import redact

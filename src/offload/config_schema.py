@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from offload.errors import ConfigError, closest
+from offload.tasks.taskdef import GATES, ON_FAIL
 
 SUPPORTED_APIS = ("lmstudio", "embedded", "openai-completions", "openai-responses", "anthropic-messages")
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
-GATES = ("off", "checks", "judge")
-ON_FAIL = ("escalate", "fail", "warn")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +122,7 @@ class OffloadSettings:
     savings_baseline: str | None = None
     store_text: bool = False
     tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
+    gateway: GatewaySettings = field(default_factory=lambda: GatewaySettings())
     keep_warm: int | None = None
     """Idle seconds LM Studio keeps the models offload loads (its idle TTL); ``None``: no TTL."""
 
@@ -260,7 +260,7 @@ def read_providers(
 def _provider(
     pid: str, e: Mapping[str, Any], path: str, p: Problems, env: Mapping[str, str]
 ) -> ProviderConfig | None:
-    from offload.http import is_local_url
+    from offload.locality import is_local_url
 
     base_urls = p.strings(e.get("baseUrls"), f"{path}.baseUrls") or ()
     base_url = (
@@ -368,29 +368,57 @@ def read_routing(raw: Any, path: str, p: Problems) -> dict[str, Any]:
 
 # --- offload's own key ----------------------------------------------------------------------
 
-OFFLOAD_KEYS = ("localOnly", "embedded", "savings", "ledger", "tasks", "keepWarm")
+OFFLOAD_SECTIONS: dict[str, tuple[str, ...]] = {
+    "offload": ("localOnly", "embedded", "savings", "ledger", "tasks", "gateway", "keepWarm"),
+    "offload.embedded": ("enabled", "modelsDir", "threads"),
+    "offload.savings": ("baseline",),
+    "offload.ledger": ("storeText",),
+}
+"""offload's namespace is strict: each object's allowed keys. A new setting is one entry here."""
 TASK_KEYS = ("model", "localOnly", "gate", "onFail")
+
+
+def strict_keys(o: Mapping[str, Any], path: str, p: Problems) -> None:
+    """Record every key of ``o`` that ``OFFLOAD_SECTIONS[path]`` does not allow, with a hint."""
+    allowed = OFFLOAD_SECTIONS.get(path)
+    if allowed is None:
+        return
+    for key in o:
+        if key in allowed:
+            continue
+        hint = closest(str(key), allowed, 1)
+        suggestion = f" (did you mean {hint[0]}?)" if hint else f" (known: {', '.join(allowed)})"
+        p.note(f"{path}.{key}: unknown setting{suggestion}")
 
 
 def read_offload(o: Mapping[str, Any], p: Problems) -> OffloadSettings:
     """Validate the ``offload`` object (unknown keys are errors: it is our namespace)."""
-    for key in o:
-        if key not in OFFLOAD_KEYS:
-            hint = closest(key, OFFLOAD_KEYS, 1)
-            p.note(f"offload.{key}: unknown setting" + (f" (did you mean {hint[0]}?)" if hint else ""))
-    embedded = p.obj(o.get("embedded", {}), "offload.embedded")
-    savings = p.obj(o.get("savings", {}), "offload.savings")
-    ledger = p.obj(o.get("ledger", {}), "offload.ledger")
+    strict_keys(o, "offload", p)
+    sections: dict[str, Mapping[str, Any]] = {}
+    for path in OFFLOAD_SECTIONS:
+        if path.count(".") == 1:
+            sections[path] = section = p.obj(o.get(path.split(".")[1], {}), path)
+            strict_keys(section, path, p)
+    embedded, savings, ledger = (sections[f"offload.{k}"] for k in ("embedded", "savings", "ledger"))
     tasks = p.obj(o.get("tasks", {}), "offload.tasks")
     enabled = p.flag(embedded.get("enabled"), "offload.embedded.enabled")
+    local_only = bool(p.flag(o.get("localOnly"), "offload.localOnly"))
+    task_settings = {name: _task(t, f"offload.tasks.{name}", p) for name, t in tasks.items()}
+    for name, task in task_settings.items():
+        if local_only and task.local_only is False:
+            p.note(
+                f"offload.tasks.{name}.localOnly: false cannot lift the global offload.localOnly: true "
+                "(the global setting is a floor; remove the task's localOnly or the global one)"
+            )
     return OffloadSettings(
-        local_only=bool(p.flag(o.get("localOnly"), "offload.localOnly")),
+        local_only=local_only,
         embedded=True if enabled is None else enabled,
         models_dir=p.string(embedded.get("modelsDir"), "offload.embedded.modelsDir"),
         embedded_threads=p.positive_int(embedded.get("threads"), "offload.embedded.threads"),
         savings_baseline=p.string(savings.get("baseline"), "offload.savings.baseline"),
         store_text=bool(p.flag(ledger.get("storeText"), "offload.ledger.storeText")),
-        tasks={name: _task(t, f"offload.tasks.{name}", p) for name, t in tasks.items()},
+        tasks=task_settings,
+        gateway=read_gateway(o.get("gateway", {}), p),
         keep_warm=p.positive_int(o.get("keepWarm"), "offload.keepWarm"),
     )
 
@@ -409,3 +437,78 @@ def _task(raw: Any, path: str, p: Problems) -> TaskSettings:
 def expand_user(path: str | None) -> str | None:
     """``~`` and ``$VAR`` expansion for paths in the config."""
     return os.path.expandvars(os.path.expanduser(path)) if path else None
+
+
+# --- offload.gateway (offload serve) --------------------------------------------------------
+
+PASSTHROUGH = "passthrough"
+"""Chain entry meaning: the model the client asked for, at the hosted provider that owns it."""
+SCENARIOS = ("background", "think", "longContext", "tools", "default")
+GATEWAY_KEYS = ("models", "scenarios", "longContextThreshold", "localMaxTokens", "bodyLimitMb")
+
+
+def _default_scenarios() -> dict[str, Chain]:
+    return {
+        "background": Chain("lmstudio/auto", (PASSTHROUGH,)),
+        "think": Chain(PASSTHROUGH),
+        "longContext": Chain(PASSTHROUGH),
+        "tools": Chain(PASSTHROUGH),
+        "default": Chain(PASSTHROUGH),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """How ``offload serve`` routes requests (the ``offload.gateway`` key).
+
+    ``models`` maps a client's model name (lower-cased) to a chain and wins over scenarios;
+    ``scenarios`` maps each of ``SCENARIOS`` to a chain. Chain entries are refs, aliases or
+    ``"passthrough"``.
+    """
+
+    models: Mapping[str, Chain] = field(default_factory=dict)
+    scenarios: Mapping[str, Chain] = field(default_factory=_default_scenarios)
+    long_context_threshold: int = 60_000
+    local_max_tokens: int = 8192
+    body_limit_mb: int = 32
+
+
+def read_gateway(raw: Any, p: Problems) -> GatewaySettings:
+    """Validate ``offload.gateway`` (unknown keys and scenario names are errors)."""
+    g = p.obj(raw, "offload.gateway")
+    for key in g:
+        if key not in GATEWAY_KEYS:
+            hint = closest(key, GATEWAY_KEYS, 1)
+            p.note(
+                f"offload.gateway.{key}: unknown setting" + (f" (did you mean {hint[0]}?)" if hint else "")
+            )
+    models: dict[str, Chain] = {}
+    for name, value in p.obj(g.get("models", {}), "offload.gateway.models").items():
+        chain = p.chain(value, f'offload.gateway.models["{name}"]')
+        if chain is not None:
+            models[name.strip().lower()] = chain
+    scenarios = _default_scenarios()
+    for name, value in p.obj(g.get("scenarios", {}), "offload.gateway.scenarios").items():
+        if name not in SCENARIOS:
+            hint = closest(name, SCENARIOS, 1)
+            p.note(
+                f"offload.gateway.scenarios.{name}: unknown scenario (known: {', '.join(SCENARIOS)})"
+                + (f"; did you mean {hint[0]}?" if hint else "")
+            )
+            continue
+        chain = p.chain(value, f"offload.gateway.scenarios.{name}")
+        if chain is not None:
+            scenarios[name] = chain
+    defaults = GatewaySettings()
+    return GatewaySettings(
+        models=models,
+        scenarios=scenarios,
+        long_context_threshold=p.positive_int(
+            g.get("longContextThreshold"), "offload.gateway.longContextThreshold"
+        )
+        or defaults.long_context_threshold,
+        local_max_tokens=p.positive_int(g.get("localMaxTokens"), "offload.gateway.localMaxTokens")
+        or defaults.local_max_tokens,
+        body_limit_mb=p.positive_int(g.get("bodyLimitMb"), "offload.gateway.bodyLimitMb")
+        or defaults.body_limit_mb,
+    )

@@ -26,7 +26,7 @@ from offload.ledger.schema import connect, migrate, pending
 __all__ = ["Bucket", "CallRow", "LedgerReader", "Summary"]
 
 MODEL_KEY = "provider || '/' || model"
-GROUPS = {"day": "day", "task": "task", "model": MODEL_KEY}
+GROUPS = {"day": "day", "task": "task", "model": MODEL_KEY, "client": "client"}
 
 
 class LedgerReader:
@@ -75,11 +75,13 @@ class LedgerReader:
         where, args = _window(since, until)
         totals = self._buckets(None, where, args)
         first, last = self._conn.execute(f"SELECT MIN(ts), MAX(ts) FROM calls {where}", args).fetchone()
+        gateway = f"{where} AND client IS NOT NULL" if where else "WHERE client IS NOT NULL"
         return Summary(
             totals=totals[0] if totals else Bucket(None),
             by_day=tuple(self._buckets("day", where, args)),
             by_task=tuple(self._buckets("task", where, args)),
             by_model=tuple(self._buckets("model", where, args)),
+            by_client=tuple(self._buckets("client", gateway, args)),
             since=since,
             until=until,
             baselines=self._baselines(where, args),
@@ -186,6 +188,18 @@ class LedgerReader:
     def count(self) -> int:
         """Rows in the ledger."""
         return int(self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+
+    def answered(
+        self, task: str | None = None, since: float | None = None
+    ) -> list[tuple[bool, int, int, int]]:
+        """``(local, input tokens, output tokens, cost in nano-dollars)`` of every answered call."""
+        where, args = _window(since, None)
+        where = f"{where} AND" if where else "WHERE"
+        sql = f"SELECT local, input_tokens, output_tokens, cost_nusd FROM calls {where} outcome = 'ok'"
+        if task is not None:
+            sql += " AND task = ?"
+            args.append(task)
+        return [(bool(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in self._conn.execute(sql, args)]
 
 
 def _window(since: float | None, until: float | None) -> tuple[str, list[Any]]:

@@ -27,7 +27,7 @@ from offload.errors import InputError, OffloadError
 
 if TYPE_CHECKING:
     from offload.config import Config, Cost
-    from offload.router import CallEvent
+    from offload.routing.router import CallEvent
     from offload.types import ChatRequest
 
 NANO_PER_USD = 10**9
@@ -58,6 +58,8 @@ COLUMNS = (
     "baseline",
     "prompt",
     "answer",
+    "client",
+    "scenario",
 )
 INSERT = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 Row = tuple[Any, ...]
@@ -188,6 +190,8 @@ def event_row(event: CallEvent, *, ts: float, baseline: Baseline | None, store_t
         baseline.ref if baseline else None,
         prompt_text(event.request) if store_text else None,
         result.content if store_text and result is not None else None,
+        None,
+        None,
     )
 
 

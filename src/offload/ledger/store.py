@@ -45,7 +45,7 @@ from offload.settings import data_dir
 
 if TYPE_CHECKING:
     from offload.config import Config
-    from offload.router import CallEvent
+    from offload.routing.router import CallEvent
 
 __all__ = [
     "BASELINE_HINT",
@@ -118,6 +118,14 @@ class Ledger:
         """Queue one call for writing. Never raises and never blocks on I/O."""
         try:
             row = event_row(event, ts=self._clock(), baseline=self.baseline, store_text=self.store_text)
+            self._queue.put(row)
+            self._ensure_writer()
+        except Exception as exc:
+            self._complain(exc)
+
+    def record_row(self, row: Row) -> None:
+        """Queue one ready-made row (values in ``COLUMNS`` order). Never raises or blocks on I/O."""
+        try:
             self._queue.put(row)
             self._ensure_writer()
         except Exception as exc:

@@ -174,3 +174,14 @@ def test_a_call_whose_load_runs_out_of_memory_frees_offloads_own_models_once(
         "out of memory: unloaded google/gemma-3-1b (loaded earlier by offload); trying once more" in run.err
     )
     assert sorted(lms.loaded_instances()) == ["qwen/qwen3-8b", "text-embedding-nomic"]
+
+
+def test_ttl_load_without_jit_says_jit_is_needed() -> None:
+    lms = LMStudioFake(MODELS, jit=False)
+    lms.load("google/gemma-3-1b")  # the one loaded model would answer for any name
+    with lms.serve() as server:
+        run = offload("load", "qwen/qwen3-4b", "--ttl", "60", env={"LM_STUDIO_API_URL": server.url})
+    assert run.code == 5
+    assert "answered with google/gemma-3-1b instead of loading qwen/qwen3-4b" in run.err
+    assert "Just-in-Time model loading" in run.err
+    assert lms.loaded_instances() == ["google/gemma-3-1b"]

@@ -22,6 +22,7 @@ from offload.errors import (
     BadResponse,
     ContextOverflow,
     ModelNotFound,
+    ModelNotLoaded,
     OutOfMemory,
     ProviderError,
     closest,
@@ -46,6 +47,10 @@ from offload.types import (
 AUTH_REMEDY = (
     "set LM_API_TOKEN (or pass --api-token) to a token from LM Studio → Developer → "
     "Server Settings → Manage Tokens, or turn off 'Require Authentication'"
+)
+JIT_REMEDY = (
+    "a load with a TTL needs LM Studio's Just-in-Time model loading (Developer → Server Settings); "
+    "turn it on, or load without --ttl / offload.keepWarm"
 )
 UNREACHABLE_REMEDY = (
     "start LM Studio and its server (Developer tab, or `lms server start`), "
@@ -180,10 +185,20 @@ class LMStudioProvider:
         except ModelNotFound as exc:
             raise await self._with_suggestions(exc, key) from None
         except ProviderError as exc:
+            if exc.remedy is None and "no models loaded" in exc.message.lower():
+                exc.remedy = JIT_REMEDY
             raise self._out_of_memory(exc, key) or exc from None
-        instance = str(data.get("model") or key) if isinstance(data, Mapping) else key
+        instance = (str(data.get("model") or key) if isinstance(data, Mapping) else key).split("@", 1)[0]
+        if instance.lower() != key.lower() and not instance.startswith(key + ":"):
+            raise ModelNotLoaded(  # the OpenAI routes let one loaded model answer for any name
+                f"LM Studio at {self.base_url} answered with {instance} instead of loading {key}",
+                remedy=JIT_REMEDY,
+                provider=self.name,
+                model=key,
+                address=self.base_url,
+            )
         kind = "embedding" if embedding else "llm"
-        return LoadResult(instance.split("@", 1)[0], time.perf_counter() - started, kind, config={"ttl": ttl})
+        return LoadResult(instance, time.perf_counter() - started, kind, config={"ttl": ttl})
 
     def _out_of_memory(self, exc: ProviderError, key: str) -> OutOfMemory | None:
         """``exc`` as ``OutOfMemory`` when the server says the model did not fit."""

@@ -34,6 +34,8 @@ def _spec(row: dict[str, Any]) -> TaskSpec:
         return builtin.translate(source, arg)
     if task == "rewrite":
         return builtin.rewrite(source, arg)
+    if task == "review":
+        return builtin.review(source)
     assert task == "yesno", task
     return TaskSpec(
         name="ask",
@@ -73,6 +75,11 @@ def test_gate_error_rates_on_the_corpus(capsys: pytest.CaptureFixture[str]) -> N
             print(f"  false reject [{r['lang']}] {r['answer'][:70]!r}: {p}")
         for r in false_accepts:
             print(f"  false accept [{r['lang']}] {r['answer'][:70]!r} ({r['note']})")
+        for note in ("held-out", "held-out-2", "held-out-3"):  # sets written before the fixes they caused
+            part = [r for r in rows if r["note"] == note]
+            missed = sum(_rejected(r) == [] for r in part if not r["good"])
+            wrong = sum(_rejected(r) != [] for r in part if r["good"])
+            print(f"  {note}: {len(part)} answers, now {missed} false accepts and {wrong} false rejects")
     assert fa <= 0.02
     assert fr <= 0.02
 
@@ -117,6 +124,16 @@ def test_reasoning_is_dropped_from_the_accepted_text() -> None:
     )
     assert problems == []
     assert output == "The library reopens Monday."
+
+
+def test_a_sorry_in_the_input_does_not_excuse_a_refusal_in_the_same_language() -> None:
+    email = "Hi team, sorry for the late reply. Travel costs are 12% over plan. Can we meet Thursday?"
+    assert checks.gate("I'm sorry, but I can't help with that.", source=email) == ["the model refused"]
+
+
+def test_asking_for_the_input_is_not_an_answer() -> None:
+    problems = checks.gate("Please provide the text you would like me to summarize.", source="x y z")
+    assert problems == ["the answer asks for the input instead of doing the task"]
 
 
 def test_refusal_shaped_answer_passes_when_the_input_says_the_same() -> None:

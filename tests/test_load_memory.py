@@ -130,6 +130,21 @@ def test_load_events_reach_subscribers() -> None:
     assert seen == ["start m", "done m", "start n", "failed n"]
 
 
+async def test_scoped_listeners_hear_only_their_own_work() -> None:
+    import asyncio
+
+    heard: dict[str, list[str]] = {"a": [], "b": []}
+
+    async def work(name: str) -> None:
+        with loading.listening(lambda e: heard[name].append(e.model)):
+            await asyncio.sleep(0)
+            with loading.announced("lmstudio", "http://x", f"model-{name}"):
+                await asyncio.sleep(0)
+
+    await asyncio.gather(work("a"), work("b"))
+    assert heard == {"a": ["model-a", "model-a"], "b": ["model-b", "model-b"]}
+
+
 def test_smaller_sibling_stays_in_the_family() -> None:
     models = [
         ModelInfo("qwen/qwen3-8b", size_bytes=8),
@@ -143,3 +158,30 @@ def test_smaller_sibling_stays_in_the_family() -> None:
     assert sibling.key == "qwen/qwen3-4b"
     assert loading.smaller_sibling(models, "google/gemma-3-1b") is None
     assert loading.family("google/gemma-4-e4b") == "google/gemma-4-*"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_call_whose_load_runs_out_of_memory_frees_offloads_own_models_once(
+    fake: tuple[LMStudioFake, dict[str, str]], stream: bool
+) -> None:
+    lms, env = fake
+    assert offload("load", "google/gemma-3-1b", env=env).code == 0  # loaded by offload
+    lms.load("text-embedding-nomic")  # loaded by hand: never touched
+    args = ["ask", "-m", "lmstudio/qwen/qwen3-8b", "hi", *(["--stream"] if stream else [])]
+    run = offload(*args, env=env)
+    assert run.code == 0, run.err
+    assert (
+        "out of memory: unloaded google/gemma-3-1b (loaded earlier by offload); trying once more" in run.err
+    )
+    assert sorted(lms.loaded_instances()) == ["qwen/qwen3-8b", "text-embedding-nomic"]
+
+
+def test_ttl_load_without_jit_says_jit_is_needed() -> None:
+    lms = LMStudioFake(MODELS, jit=False)
+    lms.load("google/gemma-3-1b")  # the one loaded model would answer for any name
+    with lms.serve() as server:
+        run = offload("load", "qwen/qwen3-4b", "--ttl", "60", env={"LM_STUDIO_API_URL": server.url})
+    assert run.code == 5
+    assert "answered with google/gemma-3-1b instead of loading qwen/qwen3-4b" in run.err
+    assert "Just-in-Time model loading" in run.err
+    assert lms.loaded_instances() == ["google/gemma-3-1b"]

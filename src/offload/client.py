@@ -78,7 +78,8 @@ class AsyncLMStudio:
         )
         self.retry = retry or RetryPolicy()
         self.conversations = ConversationStore((state_dir or data_dir()) / "conversations")
-        self.record = loading.LoadRecord((state_dir or data_dir()) / "loaded-by-offload.json")
+        self.record = loading.LoadRecord((state_dir or data_dir()) / loading.RECORD_FILE)
+        self.provider.record = self.record
         self._on_retry = on_retry
         self._on_choice = on_choice
 
@@ -173,12 +174,8 @@ class AsyncLMStudio:
     ) -> LoadResult:
         """Free memory (unload offload's own instances) or step down to a smaller sibling; retry once."""
         models = await self.models()
-        owner = {i.id: m.key for m in models for i in m.loaded_instances}
-        mine = [i for i in self.record.ids(self.base_url) if i in owner and owner[i] != model.key]
+        mine = await loading.free_memory(self.provider, models, self.base_url, self.record, model.key)
         if mine:
-            for instance_id in mine:
-                await self._unload_one(instance_id)
-            self.record.discard(self.base_url, mine)
             note = f"unloaded {', '.join(mine)} (loaded earlier by offload) to free memory"
             target = model
         else:

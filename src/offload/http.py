@@ -212,6 +212,8 @@ def _credentials_as_header(url: str, headers: dict[str, str]) -> tuple[str, dict
         pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
         headers = {**headers, "Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
     return bare, headers
+
+
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 

@@ -1,11 +1,12 @@
 """Model loads on offload's behalf: the "loading model…" events, what offload itself loaded,
 and what to try when a load runs out of memory.
 
-- **Events.** ``subscribe(callback)`` receives a ``LoadEvent`` when a load starts and when it
-  ends (done or failed), whichever way it happens: ``offload load``, a keep-warm load, or a
-  server-side (JIT) load seen in a stream. The CLI prints "loading model…" from them; the
-  gateway log and MCP progress can do the same. Callbacks run in the loading task and must be
-  quick; an exception in one is swallowed so it cannot break the load.
+- **Events.** A ``LoadEvent`` is emitted when a load starts and when it ends (done or failed),
+  whichever way it happens: ``offload load``, a keep-warm load, a server-side (JIT) load seen in
+  a stream, or an out-of-memory recovery (with a ``note``). ``subscribe(callback)`` hears every
+  event of the process (the CLI's "loading model…", a gateway log); ``with listening(callback):``
+  hears only the events of the work inside the block (one MCP call's progress). Callbacks run
+  in the loading task and must be quick (schedule async work); their exceptions are swallowed.
 - **Record.** ``LoadRecord`` remembers, per server, the instance ids offload loaded (a small
   JSON file in the data directory). Only those are unloaded to free memory: offload never
   unloads what the user loaded by hand.
@@ -22,12 +23,18 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from offload.types import ModelInfo
 
+if TYPE_CHECKING:
+    from offload.providers.base import ModelManager
+    from offload.providers.lmstudio import LMStudioProvider
+
+RECORD_FILE = "loaded-by-offload.json"
 Phase = Literal["start", "done", "failed"]
 
 
@@ -59,17 +66,30 @@ class LoadEvent:
 
 Listener = Callable[[LoadEvent], None]
 _listeners: list[Listener] = []
+_scoped: ContextVar[tuple[Listener, ...]] = ContextVar("offload_load_listeners", default=())
 
 
 def subscribe(listener: Listener) -> Callable[[], None]:
-    """Call ``listener`` for every load event from now on; returns the unsubscribe function."""
+    """Call ``listener`` for every load event of the process from now on (a gateway log);
+    returns the unsubscribe function."""
     _listeners.append(listener)
     return lambda: _listeners.remove(listener) if listener in _listeners else None
 
 
+@contextlib.contextmanager
+def listening(listener: Listener) -> Iterator[None]:
+    """Call ``listener`` for the load events of work done inside the block (and the asyncio
+    tasks it starts) only — one request's progress, e.g. an MCP tool call's."""
+    token = _scoped.set((*_scoped.get(), listener))
+    try:
+        yield
+    finally:
+        _scoped.reset(token)
+
+
 def emit(event: LoadEvent) -> None:
     """Tell every listener about ``event``."""
-    for listener in list(_listeners):
+    for listener in (*_listeners, *_scoped.get()):
         with contextlib.suppress(Exception):
             listener(event)
 
@@ -164,3 +184,53 @@ class LoadRecord:
         if address in data:
             data[address] = [i for i in data[address] if i not in instance_ids]
             self._write(data)
+
+
+async def free_memory(
+    manager: ModelManager, models: Sequence[ModelInfo], address: str, record: LoadRecord, keep: str
+) -> list[str]:
+    """Unload the instances offload loaded on ``address`` (never ``keep``'s, never the user's);
+    returns their ids. ``models`` is the server's current list."""
+    owner: dict[str, str] = {}
+    for m in models:
+        owner.update({i.id: m.key for i in m.loaded_instances})
+    mine = [i for i in record.ids(address) if i in owner and keep not in (owner[i], i)]
+    for instance_id in mine:
+        await manager.unload(instance_id)
+    record.discard(address, [*mine, *(i for i in record.ids(address) if i not in owner)])
+    return mine
+
+
+def _record(provider: LMStudioProvider) -> LoadRecord:
+    from offload.settings import data_dir
+
+    return provider.record or LoadRecord(data_dir() / RECORD_FILE)
+
+
+async def keep_warm(provider: LMStudioProvider, model: str | None) -> None:
+    """With ``provider.keep_warm`` set, load a model a call needs that is not loaded yet with LM
+    Studio's idle TTL first (announced as ``keep-warm``). Checked again once a TTL has passed,
+    since LM Studio may have unloaded it by then."""
+    ttl = provider.keep_warm
+    now = time.monotonic()
+    if not ttl or not model or now - provider.warmed.get(model, -1e18) < ttl:
+        return
+    provider.warmed[model] = now
+    models = await provider.safe_models()
+    found = next((m for m in models if model in (m.key, *(i.id for i in m.loaded_instances))), None)
+    if found is None or found.loaded:
+        return
+    with announced(provider.name, provider.base_url, found.key, "keep-warm"):
+        result = await provider.load_with_ttl(found.key, ttl, embedding=not found.is_llm)
+    _record(provider).add(provider.base_url, result.instance_id)
+
+
+async def freed_memory(provider: LMStudioProvider, model: str | None) -> bool:
+    """After a load ran out of memory during a call: unload the instances offload loaded on
+    that server (announced with a note); True when there were some, so the call may retry once."""
+    models = await provider.safe_models()
+    freed = await free_memory(provider, models, provider.base_url, _record(provider), model or "")
+    if freed:
+        note = f"out of memory: unloaded {', '.join(freed)} (loaded earlier by offload); trying once more"
+        emit(LoadEvent(provider.name, provider.base_url, model or "", "failed", "jit", note=note))
+    return bool(freed)

@@ -186,7 +186,13 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             asyncio.get_running_loop().set_exception_handler(quiet_finalizers)
         return await coro
 
-    stop = loading.subscribe(lambda e: note(e.describe()) if e.how == "keep-warm" else None)
+    def say(event: loading.LoadEvent) -> None:
+        if event.note:
+            note(event.note)
+        elif event.how == "keep-warm":
+            note(event.describe())
+
+    stop = loading.subscribe(say)
     try:
         return asyncio.run(main())
     finally:

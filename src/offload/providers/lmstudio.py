@@ -20,6 +20,7 @@ from offload.errors import (
     BadResponse,
     ContextOverflow,
     ModelNotFound,
+    ModelNotLoaded,
     OutOfMemory,
     ProviderError,
     closest,
@@ -44,6 +45,10 @@ from offload.types import (
 AUTH_REMEDY = (
     "set LM_API_TOKEN (or pass --api-token) to a token from LM Studio → Developer → "
     "Server Settings → Manage Tokens, or turn off 'Require Authentication'"
+)
+JIT_REMEDY = (
+    "a load with a TTL needs LM Studio's Just-in-Time model loading (Developer → Server Settings); "
+    "turn it on, or load without --ttl / offload.keepWarm"
 )
 UNREACHABLE_REMEDY = (
     "start LM Studio and its server (Developer tab, or `lms server start`), "
@@ -86,7 +91,10 @@ class LMStudioProvider:
         self.name = name
         self.keep_warm = keep_warm
         """When set, a model offload's calls need is loaded with this idle TTL (seconds) first."""
-        self._warm: dict[str, float] = {}
+        self.record: loading.LoadRecord | None = None
+        """What offload loaded here (default: the record in the data directory)."""
+        self.warmed: dict[str, float] = {}
+        """When ``keep_warm`` last checked each model (see ``offload.loading.keep_warm``)."""
         self.base_url = base_url.rstrip("/")
         self.local = is_local_url(self.base_url) if local is None else local
         self._token = api_token
@@ -174,10 +182,20 @@ class LMStudioProvider:
         except ModelNotFound as exc:
             raise await self._with_suggestions(exc, key) from None
         except ProviderError as exc:
+            if exc.remedy is None and "no models loaded" in exc.message.lower():
+                exc.remedy = JIT_REMEDY
             raise self._out_of_memory(exc, key) or exc from None
-        instance = str(data.get("model") or key) if isinstance(data, Mapping) else key
+        instance = (str(data.get("model") or key) if isinstance(data, Mapping) else key).split("@", 1)[0]
+        if instance.lower() != key.lower() and not instance.startswith(key + ":"):
+            raise ModelNotLoaded(  # the OpenAI routes let one loaded model answer for any name
+                f"LM Studio at {self.base_url} answered with {instance} instead of loading {key}",
+                remedy=JIT_REMEDY,
+                provider=self.name,
+                model=key,
+                address=self.base_url,
+            )
         kind = "embedding" if embedding else "llm"
-        return LoadResult(instance.split("@", 1)[0], time.perf_counter() - started, kind, config={"ttl": ttl})
+        return LoadResult(instance, time.perf_counter() - started, kind, config={"ttl": ttl})
 
     def _out_of_memory(self, exc: ProviderError, key: str) -> OutOfMemory | None:
         """``exc`` as ``OutOfMemory`` when the server says the model did not fit."""
@@ -225,28 +243,19 @@ class LMStudioProvider:
             )
         return self._compat
 
-    async def _keep_warm(self, model: str | None) -> None:
-        """With ``keep_warm`` set, load a model the call needs that is not loaded yet with LM
-        Studio's idle TTL first (announced to ``offload.loading`` listeners as ``keep-warm``).
-        Checked again once a TTL has passed, since LM Studio may have unloaded it by then."""
-        ttl = self.keep_warm
-        now = time.monotonic()
-        if not ttl or not model or now - self._warm.get(model, -1e18) < ttl:
-            return
-        self._warm[model] = now
-        found = next(
-            (m for m in await self._safe_models() if model in (m.key, *(i.id for i in m.loaded_instances))),
-            None,
-        )
-        if found is None or found.loaded:
-            return
-        with loading.announced(self.name, self.base_url, found.key, "keep-warm"):
-            await self.load_with_ttl(found.key, ttl, embedding=not found.is_llm)
-
     async def chat(self, request: ChatRequest) -> ChatResult:
+        """One chat; a model load that runs out of memory frees offload's own instances and retries once."""
+        try:
+            return await self._chat(request)
+        except OutOfMemory:
+            if not await loading.freed_memory(self, request.model):
+                raise
+        return await self._chat(request)
+
+    async def _chat(self, request: ChatRequest) -> ChatResult:
         """One chat on ``/api/v1/chat`` (or ``/v1/chat/completions`` when native cannot carry it)."""
         try:
-            await self._keep_warm(request.model)
+            await loading.keep_warm(self, request.model)
             if wire.supports(request) is not None:
                 return await self._checked(request, await self.compat().chat(request))
             started = time.perf_counter()
@@ -262,9 +271,22 @@ class LMStudioProvider:
         return with_timings(wire.parse_chat(data, provider=self.name, model=request.model or ""), started)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        """One streamed chat; yields deltas and progress, then ``StreamEnd``."""
+        """One streamed chat; like ``chat``, retried once after freeing memory if nothing was yielded."""
+        yielded = False
         try:
-            await self._keep_warm(request.model)
+            async for event in self._stream_chat(request):
+                yielded = yielded or isinstance(event, TextDelta)
+                yield event
+            return
+        except OutOfMemory:
+            if yielded or not await loading.freed_memory(self, request.model):
+                raise
+        async for event in self._stream_chat(request):
+            yield event
+
+    async def _stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        try:
+            await loading.keep_warm(self, request.model)
             if wire.supports(request) is not None:
                 async for event in self.compat().stream_chat(request):
                     if isinstance(event, StreamEnd):
@@ -335,6 +357,10 @@ class LMStudioProvider:
         if isinstance(exc, ContextOverflow) and exc.remedy is None:
             return await self._overflow(exc, request)
         return self._out_of_memory(exc, request.model or "the model") or exc
+
+    async def safe_models(self) -> list[ModelInfo]:
+        """The model list, or ``[]`` when it cannot be read (for best-effort hints)."""
+        return await self._safe_models()
 
     async def _safe_models(self) -> list[ModelInfo]:
         try:

@@ -10,6 +10,7 @@ enough to notice "asked for German, got English".
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -87,15 +88,37 @@ def empty(text: str) -> str | None:
 def refusal(text: str, source: str = "") -> str | None:
     """Problem when the answer is a refusal (in any language ``detect_language`` knows).
 
-    When the input itself says "I can't…" or "sorry", a refusal-shaped answer may be a faithful
-    summary or translation of it, so it is let through.
+    A refusal-shaped answer passes when it may be faithful to the input: the input itself holds a
+    refusal sentence, or it says "sorry"/"I can't…" and the answer is in another language (a
+    translation).
     """
-    if len(text) > 800 or (source and refusals.INABILITY.search(_plain(source))):
+    if len(text) > 800:
         return None
     head = _head(text)
-    if refusals.REFUSAL.match(head) or refusals.AS_AN_AI.match(head):
-        return "the model refused"
-    return None
+    if not (refusals.REFUSAL.match(head) or refusals.AS_AN_AI.match(head)):
+        return None
+    return None if source and _excused(text, source) else "the model refused"
+
+
+def _excused(answer: str, source: str) -> bool:
+    """True when a refusal-shaped ``answer`` may just render what ``source`` says."""
+    if not refusals.INABILITY.search(_plain(source)):
+        return False
+    if any(refusals.REFUSAL.match(_head(s)) for s in re.split(r"(?<=[.!?。!?\n])", source) if s.strip()):
+        return True
+    said, wrote = _rough_language(answer), _rough_language(source)
+    return said is not None and wrote is not None and said != wrote
+
+
+def _rough_language(text: str) -> str | None:
+    """``detect_language``, or for short texts the one language with the most common words."""
+    found = detect_language(text)
+    if found is not None:
+        return found
+    words = [w.lower() for w in WORD.findall(text)]
+    scores = [(sum(w in stop for w in words), lang) for lang, stop in STOPWORDS.items()]
+    best, lang = max(scores)
+    return lang if best >= 1 and [s for s, _ in scores].count(best) == 1 else None
 
 
 THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
@@ -114,13 +137,24 @@ LABEL = re.compile(
 )
 PLACEHOLDERS = frozenset(
     "n/a|n.a|na|null|nil|undefined|nan|none provided|tbd|todo|no answer|no response|no output|empty"
-    "|(empty)|placeholder|lorem ipsum|i don't know|i do not know|no idea|[object object]|ok|okay|sure"
-    "|understood|certainly|got it|of course".split("|")
+    "|(empty)|placeholder|lorem ipsum|i don't know|i do not know|no idea|[object object]|okay"
+    "|understood|got it|no comment".split("|")
 )
 PLACEHOLDER = re.compile(
-    r"^[\[<{(]\s*[^\]>})]{0,40}\b(?:here|summary|translation|answer|text|output)\s*[\]>})]$"
+    r"^[\[<{(][^\]>})]{0,60}\b(?:here|summary|translation|answer|text|output|response|insert|available)\b"
+    r"[^\]>})]{0,30}[\]>})]$"
 )
 QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "`": "'", "\u201c": '"', "\u201d": '"'})
+# A model asking for the input instead of working on it ("Please provide the text…").
+ASKS_FOR_INPUT = re.compile(
+    r"^(?:(?:please|kindly|could you|can you|would you)\s+(?:please\s+)?(?:provide|share|paste|send|give)"
+    r"\s+(?:me\s+)?(?:with\s+)?(?:the|your)\s+(?:full\s+|complete\s+|entire\s+|actual\s+)?"
+    r"(?:text|content|document|input|passage|article)\b"
+    r"|i\s+need\s+(?:the|more|the full)\s+(?:text|content|context|input|information)"
+    r"|(?:the|your)\s+(?:text|message|input|content|document)\s+(?:you\s+provided\s+)?"
+    r"(?:seems|appears|is)\s+(?:to\s+be\s+)?(?:incomplete|missing|empty|cut off|truncated))"
+)
+TAG = re.compile(r"</?[a-z_][\w-]*\s*/?>")
 # offload's own re-ask wording (``TaskSpec.reask``); a model that repeats it has not answered.
 REASK = (
     "your answer was not acceptable",
@@ -160,7 +194,9 @@ def non_answer(text: str) -> str | None:
     if "```" in shown and not FENCE.sub("", shown).strip(" \n`"):
         return "the answer is an empty code block"
     head = _head(shown).strip()
-    core = head.rstrip(".!?。:;,…- ").strip("\"' *_`")
+    if ASKS_FOR_INPUT.match(head):
+        return "the answer asks for the input instead of doing the task"
+    core = re.sub(r"\s*/\s*", "/", TAG.sub("", head).rstrip(".!?。:;,…- ").strip("\"' *_`"))
     if not any(c.isalnum() for c in core):
         return "the answer has no content"
     if core in PLACEHOLDERS or PLACEHOLDER.match(core):
@@ -202,8 +238,24 @@ def gate(text: str, *, source: str = "", instructions: Sequence[str] = ()) -> li
     if p := non_answer(text):
         return [p]
     shown = visible(text)
-    found = (reask_echo(shown), refusal(shown, source), instruction_echo(shown, instructions, source))
+    inner = _first_json_string(shown)
+    said = refusal(shown, source) or (refusal(inner, source) if inner else None)
+    found = (reask_echo(shown), said, instruction_echo(shown, instructions, source))
     return [p for p in found if p]
+
+
+def _first_json_string(text: str) -> str | None:
+    """The first string value of a JSON answer (a refusal often hides in ``{"summary": …}``)."""
+    body = FENCE.sub("", text).strip()
+    if not body.startswith(("{", "[")):
+        return None
+    try:
+        node = json.loads(body)
+    except ValueError:
+        return None
+    while isinstance(node, dict | list) and node:
+        node = next(iter(node.values())) if isinstance(node, dict) else node[0]
+    return node if isinstance(node, str) else None
 
 
 def words(text: str) -> int:

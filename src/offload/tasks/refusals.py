@@ -30,6 +30,11 @@ OPENERS = "|".join(
         r"as a language model",
         r"hmm+",
         r"well",
+        r"sure",
+        r"certainly",
+        r"of course",
+        r"absolutely",
+        r"thanks? (?:you )?for (?:your|the) (?:request|message|question)",
         r"ok(?:ay)?",
         r"understood",
         # de
@@ -159,7 +164,9 @@ _EN = (
     r"|i\s+(?:must|have to|need to)\s+(?:respectfully\s+)?(?:decline|refuse)"
     r"|i\s+(?:do not|don't)\s+(?:feel comfortable|have access to (?:the|this|that|your))"
     r"|i(?:'m|\s+am)\s+not\s+comfortable"
-    r"|(?:that|this)(?:'s|\s+is)\s+not\s+something\s+i\s+can"
+    r"|i(?:'d|\s+would)\s+(?:prefer|rather)\s+not"
+    r"|(?:that|this|your)(?:\s+(?:request|task|one|question))?(?:'s|\s+is)\s+"
+    r"(?:not\s+something\s+i\s+can|(?:outside|beyond)\s+(?:what\s+i\s+can|the\s+scope|my))"
     r"|(?:this|that|your)\s+request\s+(?:cannot|can't|can not)\s+be"
 )
 
@@ -173,20 +180,21 @@ CORES = "|".join(
         r"nicht (?:weiter)?helfen\s*(?:[.!,]|$)",
         r"(?:ich kann|kann ich)\s+(?:[^\s.!?]+\s+){0,4}?nicht\s+(?:erfüllen|nachkommen|bearbeiten|"
         r"zusammenfassen|übersetzen|beantworten|ausführen|bereitstellen|umschreiben|klassifizieren|"
-        r"extrahieren|liefern|tun)\b",
+        r"extrahieren|liefern|tun|prüfen|überprüfen|analysieren)\b",
         r"ich bin (?:leider )?nicht in der lage",
         r"ich muss (?:diese anfrage |das )?ablehnen",
         # fr
         r"je ne (?:peux|pourrai|pourrais|suis pas en mesure d[e']|suis pas capable d[e'])\s*(?:pas\s+)?"
         r"(?:vous\s+|t'|te\s+)?(?:aider|assister|répondre|satisfaire|fournir|traduire|résumer|donner suite"
-        r"|faire (?:ça|cela|ceci)|traiter|accomplir|réaliser|rédiger|réécrire|classer|extraire|accéder)",
+        r"|faire (?:ça|cela|ceci)|traiter|accomplir|réaliser|rédiger|réécrire|classer|extraire|accéder"
+        r"|relire|examiner|analyser|vérifier)",
         r"je dois (?:malheureusement )?(?:refuser|décliner)",
         # es
         r"(?:yo )?no (?:puedo|podré|podría|me es posible|estoy en condiciones de|soy capaz de)\s+(?:"
         r"(?:ayudar|asistir)(?:te|le|les)?\s*(?:con\s+)?(?:eso|esto|ello|esa \w+|esta \w+|tu \w+|su \w+)?"
         r"\s*(?:[.!,;]|$)"
         r"|cumplir|proporcionar|realizar|atender|responder|traducir|resumir|hacer (?:eso|esto)|procesar"
-        r"|satisfacer|completar|reescribir|clasificar|extraer|generar|crear|acceder)",
+        r"|satisfacer|completar|reescribir|clasificar|extraer|generar|crear|acceder|revisar|analizar)",
         r"(?:yo )?no (?:puedo|podré)\s*[.!]",
         # it
         r"non (?:posso|potrò|sono in grado di|riesco a|mi è possibile)\s+(?:"
@@ -194,18 +202,19 @@ CORES = "|".join(
         r"\s*(?:[.!,;]|$)"
         r"|assisterti|soddisfare|fornire|rispondere|tradurre|riassumere|fare (?:questo|ciò|questa)"
         r"|elaborare|esaudire|completare|accontentar\w*|riscrivere|classificare|estrarre|generare|creare"
+        r"|rivedere|esaminare|analizzare"
         r"|accedere)",
         # pt
         r"(?:eu )?não (?:posso|poderei|consigo|sou capaz de|estou em condições de|tenho como)\s+(?:"
         r"ajudar\s*(?:você\s+|-te\s+)?(?:com\s+)?(?:isso|isto|essa \w+|esta \w+|sua \w+|seu \w+)?"
         r"\s*(?:[.!,;]|$)"
         r"|atender|fornecer|responder|traduzir|resumir|fazer isso|processar|cumprir|auxiliar|realizar"
-        r"|completar|reescrever|classificar|extrair|gerar|criar|acessar)",
+        r"|completar|reescrever|classificar|extrair|gerar|criar|acessar|revisar|analisar)",
         # nl
         r"(?:daar|hiermee|daarmee|hierbij|daarbij) kan ik (?:je |u )?(?:helaas )?niet (?:mee )?helpen",
         r"(?:ik kan|kan ik) (?:je |u )?(?:daar |hier )?(?:helaas )?niet (?:mee )?helpen\s*(?:[.!,]|$)",
         r"(?:ik kan|kan ik)\s+(?:[^\s.!?]+\s+){0,4}?niet\s+(?:voldoen|vertalen|samenvatten|beantwoorden|"
-        r"uitvoeren|leveren|verwerken|herschrijven|classificeren|ingaan)",
+        r"uitvoeren|leveren|verwerken|herschrijven|classificeren|ingaan|beoordelen|controleren)",
         r"ik ben (?:helaas )?niet in staat",
         # ru
         r"(?:я\s+)?не (?:могу|смогу|в состоянии|имею возможности)\s+(?:вам\s+|тебе\s+)?(?:"
@@ -234,7 +243,7 @@ CORES = "|".join(
         r"(?:(?:그|이|해당|그런|요청하신|이러한|그러한)\s*)?"
         r"(?:[가-힣]{1,6}(?:은|는|을|를|에는|에|에 대해서는)\s*)?"
         r"(?:도와드릴|도와 드릴|도울|처리할|응할|수행할|제공할"
-        r"|답변할|지원할|들어드릴|번역할|요약할) 수 없",
+        r"|답변할|지원할|들어드릴|번역할|요약할|[가-힣]{1,6}\s?드릴) 수 없",
         # ja
         r"[^。!?\n]{0,20}?(?:お応えでき|お手伝いでき|対応でき|お答えでき|ご協力でき|お役に立て|応じられ"
         r"|応じることはでき|提供でき|翻訳でき|要約でき)(?:ません|かねます)",
@@ -262,7 +271,8 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 REFUSAL = _compile(rf"^(?:(?:{OPENERS}){_SEP})*{_FILLER}(?:{CORES})")
 AS_AN_AI = _compile(
-    r"^(?:as an ai|as a language model|als ki|en tant qu'ia|como (?:un )?modelo de lenguaje|"
+    r"^(?:as an ai|as a language model|i(?:'m|\s+am)\s+(?:just\s+|only\s+)?an?\s+ai\b|"
+    r"als ki|en tant qu'ia|como (?:un )?modelo de lenguaje|"
     r"come (?:un )?modello linguistico|como (?:um )?modelo de linguagem|als (?:een )?ai-taalmodel|"
     r"как языковая модель|作为(?:一个)?(?:ai|人工智能))"
 )

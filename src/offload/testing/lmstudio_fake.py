@@ -241,8 +241,8 @@ class LMStudioFake:
         self.stats.requests += 1
         self.requests.append(record(request, body))
         if self.request_log is not None:
-            shown = json.dumps(body, ensure_ascii=False) if body is not None else "(none)"
-            self.request_log(f"Received request: {request.method} to {request.url.path} with body {shown}")
+            shown = f" with body {json.dumps(body, ensure_ascii=False)}" if body else ""
+            self.request_log(f"Received request: {request.method} to {request.url.path}{shown}")
 
     async def _greeting(self, request: Request) -> Response:
         self._note(request, None)

@@ -54,32 +54,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("only", nargs="*", help="run only modules whose path contains one of these")
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="mutmut children")
     parser.add_argument("-v", "--verbose", action="store_true", help="list surviving and excluded mutants")
+    parser.add_argument("--scratch", default="work", help="scratch directory name under .mutation/")
     args = parser.parse_args(argv)
     chosen = [m for m in MODULES if not args.only or any(o in m[0] for o in args.only)]
     chosen = [m for m in chosen if (ROOT / "src/offload" / m[0]).exists()]
     if not chosen:
         print("mutation: no module of the table matches (or exists)", file=sys.stderr)
         return 2
-    work = _prepare(chosen)
-    run = subprocess.run(
-        [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)],
-        cwd=work,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    if run.returncode != 0:
-        print(run.stderr[-4000:], file=sys.stderr)
-        print(f"mutation: mutmut run failed (exit {run.returncode}); see {work}", file=sys.stderr)
+    work = _prepare(chosen, args.scratch)
+    log = work / "mutmut-run.log"
+    print(f"mutation: running mutmut on {len(chosen)} module(s) in {work} (log: {log})", flush=True)
+    with log.open("w") as out:
+        code = subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)],
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        ).returncode
+    if code != 0:
+        print(log.read_text(errors="replace")[-4000:], file=sys.stderr)
+        print(f"mutation: mutmut run failed (exit {code}); see {log}", file=sys.stderr)
         return 1
     statuses = _results(work)
     return _report(chosen, statuses, work, verbose=args.verbose)
 
 
-def _prepare(chosen: list[tuple[str, str, tuple[str, ...]]]) -> Path:
+def _prepare(chosen: list[tuple[str, str, tuple[str, ...]]], name: str) -> Path:
     """A scratch copy of src/ and tests/ with mutmut's settings in its pyproject.toml."""
-    work = SCRATCH / "work"
+    work = SCRATCH / name
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)

@@ -25,7 +25,7 @@ from offload.routing.cooldown import Cooldowns
 from offload.routing.retry import RetryPolicy
 from offload.routing.router import CallEvent, CallOptions, Router
 from offload.testing.scripted import ScriptedProvider
-from offload.types import ChatRequest, TextDelta
+from offload.types import ChatRequest, LoadedInstance, ModelInfo, TextDelta
 
 CONFIG: dict[str, Any] = {
     "agents": {"defaults": {"model": {"primary": "local/small", "fallbacks": ["cloud/big"]}}},
@@ -437,3 +437,171 @@ async def test_a_stream_that_fails_before_content_fails_over_with_a_notice() -> 
     assert stream.routed is not None
     assert stream.routed.candidate.name == "b/m"
     assert notes == ["offload: a/m failed (auth: 401) → trying b/m"]
+
+
+AUTO: dict[str, Any] = {
+    "agents": {"defaults": {"model": {"primary": "lms/auto", "fallbacks": ["cloud/big"]}}},
+    "models": {
+        "mode": "replace",
+        "providers": {
+            "lms": {"baseUrl": "http://127.0.0.1:1234", "api": "lmstudio"},
+            "cloud": {"baseUrl": "http://127.0.0.1:10/v1", "local": False, "models": [{"id": "big"}]},
+        },
+    },
+}
+
+
+def make_auto(
+    models: list[ModelInfo],
+) -> tuple[Router, ScriptedProvider, ScriptedProvider, list[str], list[Any]]:
+    choices: list[Any] = []
+    router, _, cloud, notes, _, _ = make(
+        AUTO, on_choice=lambda cand, choice: choices.append((cand.name, choice))
+    )
+    lms = ScriptedProvider("lms", models=models, default="local answer")
+    router.pool.put("lms", lms)
+    return router, lms, cloud, notes, choices
+
+
+def loaded(key: str, context: int) -> ModelInfo:
+    return ModelInfo(
+        key, max_context_length=32768, loaded_instances=(LoadedInstance(key, context_length=context),)
+    )
+
+
+async def test_auto_picks_a_model_that_fits_and_reports_the_choice() -> None:
+    router, lms, _, _, choices = make_auto(
+        [loaded("small", 8192), ModelInfo("other", max_context_length=4096)]
+    )
+    routed = await router.chat(REQ)
+    assert lms.calls[0].model == "small"
+    assert routed.candidate.name == "lms/auto"
+    assert [(name, c.model.key) for name, c in choices] == [("lms/auto", "small")]
+    assert lms.calls[0].context_length is None  # loaded already: no context to ask for
+
+
+async def test_auto_asks_for_a_larger_context_when_it_must_load_the_model() -> None:
+    router, lms, _, _, _ = make_auto([ModelInfo("big-window", max_context_length=32768)])
+    await router.chat(ChatRequest.from_prompt("word " * 5000, max_output_tokens=1000))
+    assert lms.calls[0].model == "big-window"
+    assert lms.calls[0].context_length == 8192
+
+
+async def test_auto_keeps_a_context_the_caller_asked_for() -> None:
+    router, lms, _, _, _ = make_auto([ModelInfo("big-window", max_context_length=32768)])
+    request = ChatRequest.from_prompt("word " * 5000, max_output_tokens=1000, context_length=16384)
+    await router.chat(request)
+    assert lms.calls[0].context_length == 16384
+
+
+async def test_auto_with_no_model_big_enough_is_a_context_overflow_and_fails_over() -> None:
+    router, lms, cloud, _notes, _ = make_auto(
+        [loaded("small", 2048), ModelInfo("mid", max_context_length=3000)]
+    )
+    cloud.add("cloud answer")
+    routed = await router.chat(ChatRequest.from_prompt("word " * 5000))
+    assert routed.candidate.name == "cloud/big"
+    assert lms.calls == []
+    assert routed.attempts[0].error is not None
+    assert routed.attempts[0].error.startswith("context_overflow: no model fits this request")
+    assert router.cooldowns.remaining("lms/auto") == 0.0  # only this request was too big
+
+
+async def test_auto_no_fit_reports_the_largest_window_it_saw() -> None:
+    router, _, _, _, _ = make_auto([loaded("small", 2048), ModelInfo("mid", max_context_length=3000)])
+    with pytest.raises(ContextOverflow) as info:
+        await router.chat(ChatRequest.from_prompt("word " * 5000), CallOptions(fallbacks=False))
+    assert info.value.context_length == 3000
+    assert info.value.provider == "lms"
+    assert info.value.prompt_tokens is not None
+    assert info.value.prompt_tokens > 7000
+
+
+async def test_auto_with_only_embedding_models_is_model_not_found() -> None:
+    router, _, _, _, _ = make_auto([ModelInfo("embedder", type="embedding", max_context_length=2048)])
+    with pytest.raises(ModelNotFound) as info:
+        await router.chat(REQ, CallOptions(fallbacks=False))
+    assert info.value.provider == "lms"
+    assert "embedding model" in info.value.message
+
+
+async def test_auto_listing_a_refused_server_fails_over_without_retrying() -> None:
+    router, lms, cloud, _, _ = make_auto([])
+    listed = {"n": 0}
+
+    async def refused() -> list[ModelInfo]:
+        listed["n"] += 1
+        raise Unreachable("refused", refused=True)
+
+    lms.models = refused  # type: ignore[method-assign]
+    cloud.add("cloud")
+    routed = await router.chat(REQ)
+    assert routed.candidate.name == "cloud/big"
+    assert listed["n"] == 1
+
+
+async def test_lmstudio_down_with_the_embedded_engine_next_says_so_plainly() -> None:
+    cfg: dict[str, Any] = {
+        "agents": {"defaults": {"model": {"primary": "lms/m", "fallbacks": ["emb/e"]}}},
+        "models": {
+            "mode": "replace",
+            "providers": {
+                "lms": {"baseUrl": "http://127.0.0.1:1234", "api": "lmstudio"},
+                "emb": {"baseUrl": "http://127.0.0.1:1", "api": "embedded"},
+            },
+        },
+    }
+    router, _, _, notes, _, _ = make(cfg)
+    lms, emb = ScriptedProvider("lms"), ScriptedProvider("emb", default="embedded answer")
+    router.pool.put("lms", lms)
+    router.pool.put("emb", emb)
+    lms.add(Unreachable("refused", refused=True, address="http://127.0.0.1:1234"))
+    await router.chat(REQ)
+    assert notes == [
+        "offload: LM Studio is not running at http://127.0.0.1:1234 — using the embedded engine "
+        "(start LM Studio, or set LM_STUDIO_API_URL, to use your own models)"
+    ]
+
+
+async def test_a_timeout_before_the_embedded_engine_gets_the_plain_notice() -> None:
+    cfg: dict[str, Any] = {
+        "agents": {"defaults": {"model": {"primary": "lms/m", "fallbacks": ["emb/e"]}}},
+        "models": {
+            "mode": "replace",
+            "providers": {
+                "lms": {"baseUrl": "http://127.0.0.1:1234", "api": "lmstudio"},
+                "emb": {"baseUrl": "http://127.0.0.1:1", "api": "embedded"},
+            },
+        },
+    }
+    router, _, _, notes, _, _ = make(cfg)
+    lms, emb = ScriptedProvider("lms"), ScriptedProvider("emb", default="embedded answer")
+    router.pool.put("lms", lms)
+    router.pool.put("emb", emb)
+    lms.add(Unreachable("reset"), Unreachable("reset"))
+    await router.chat(REQ)
+    assert notes == ["offload: lms/m failed (unreachable: reset) → trying emb/e"]
+
+
+async def test_observers_see_each_call_with_its_task_model_and_flags() -> None:
+    router, local, cloud, _, events, _ = make()
+    local.add(AuthError("401"))
+    cloud.add("ok")
+    await router.chat(REQ, CallOptions(task="summarize", escalated=True))
+    assert [e.task for e in events] == ["summarize", "summarize"]
+    assert [e.model for e in events] == ["small", "big"]
+    assert [e.escalated for e in events] == [True, True]
+    assert isinstance(events[0].error, AuthError)
+    assert events[1].result is not None
+    assert events[1].request == REQ.with_model("big")
+    assert [e.candidate.name for e in events] == ["local/small", "cloud/big"]
+
+
+async def test_call_durations_come_from_the_routers_clock() -> None:
+    router, local, cloud, _, events, _clock = make()
+    local.add(ServerError("500"), ServerError("500"))
+    cloud.add("ok")
+    routed = await router.chat(REQ)
+    assert events[0].seconds == 0.5  # the one retry pause on local
+    assert routed.attempts[0].seconds == 0.5
+    assert events[1].seconds == 0.0

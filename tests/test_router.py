@@ -764,20 +764,23 @@ async def test_using_gives_a_router_over_another_pool_and_cooldowns_leaving_this
     assert set(cooldowns.snapshot()) == {"local/small"}
     assert router.cooldowns.snapshot() == {}  # the original cooldowns were not touched
     assert [e.outcome for e in events] == ["auth", "ok"]  # same observers
-    assert heard == [("server_error", 1, 0.5)]  # same on_retry, sleep and clock
+    assert heard == [("server_error", 1, 0.5)]  # same on_retry…
+    assert clock.now == 1000.5  # …sleep…
+    assert events[0].seconds == 0.5  # …and clock
     assert notes == ["offload: local/small failed (auth: 401) → trying cloud/big"]  # same notify
     assert router.using().pool is router.pool
 
 
-async def test_using_prefers_and_reports_choices_like_the_original() -> None:
+@pytest.mark.parametrize(("prefer", "expected"), [("fast", "tiny"), ("quality", "huge")])
+async def test_using_prefers_and_reports_choices_like_the_original(prefer: Any, expected: str) -> None:
     choices: list[str] = []
     cfg = parse_config(AUTO, env={})
-    router = Router(cfg, prefer="quality", on_choice=lambda cand, choice: choices.append(choice.model.key))
+    router = Router(cfg, prefer=prefer, on_choice=lambda cand, choice: choices.append(choice.model.key))
     run = router.using(pool=ProviderPool(cfg.providers))
     lms = ScriptedProvider("lms", models=[unloaded("huge", 10**10), unloaded("tiny", 10**8)], default="ok")
     run.pool.put("lms", lms)
     await run.chat(REQ)
-    assert choices == ["huge"]
+    assert choices == [expected]
 
 
 async def test_using_can_take_its_own_notices() -> None:
@@ -788,3 +791,49 @@ async def test_using_can_take_its_own_notices() -> None:
     await router.using(notify=mine.append).chat(REQ)
     assert notes == []
     assert mine == ["offload: local/small failed (auth: 401) → trying cloud/big"]
+
+
+async def test_a_failure_after_streamed_content_ends_the_call_as_itself_even_after_a_failover() -> None:
+    class Dying(ScriptedProvider):
+        async def stream_chat(self, request: ChatRequest):  # type: ignore[no-untyped-def,override]
+            yield TextDelta("partial")
+            raise ServerError("connection reset mid-stream")
+
+    router, local, _, _, _, _ = make()
+    local.add(AuthError("401"))
+    router.pool.put("cloud", Dying("cloud", local=False))
+    with pytest.raises(ServerError):
+        async for _ in router.stream(REQ):
+            pass
+
+
+async def test_auto_listing_retries_with_the_routers_sleep_and_clock() -> None:
+    router, lms, _, _, _ = make_auto([])
+    clock = router._clock
+    assert isinstance(clock, Clock)
+    replies: list[Any] = [ServerError("503 loading"), [loaded("small", 8192)]]
+
+    async def listing() -> list[ModelInfo]:
+        reply = replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return list(reply)
+
+    lms.models = listing  # type: ignore[method-assign]
+    await router.chat(REQ)
+    assert clock.now == 1000.5
+    assert lms.calls[0].model == "small"
+
+
+async def test_auto_errors_say_where_and_what_to_do() -> None:
+    router, _, _, _, _ = make_auto([ModelInfo("embedder", type="embedding")])
+    with pytest.raises(ModelNotFound) as missing:
+        await router.chat(REQ, CallOptions(fallbacks=False))
+    assert missing.value.address == "scripted://lms"
+    assert missing.value.remedy is not None
+    router, _, _, _, _ = make_auto([loaded("small", 2048)])
+    with pytest.raises(ContextOverflow) as overflow:
+        await router.chat(ChatRequest.from_prompt("word " * 5000), CallOptions(fallbacks=False))
+    assert overflow.value.address == "scripted://lms"
+    assert overflow.value.remedy is not None
+    assert overflow.value.context_length == 2048

@@ -249,12 +249,13 @@ def no_fit(
     kinds = [m for m in models if m.is_llm and (m.vision or not need.vision)]
     if not kinds:
         return ModelNotFound(exc.message, remedy=exc.remedy, provider=cand.provider.id, address=address)
-    windows = [(m.loaded_context_length if m.loaded else m.max_context_length) or 0 for m in kinds]
+    # every model left was turned down for its window, so each has one
+    windows = [w for m in kinds if (w := m.loaded_context_length if m.loaded else m.max_context_length)]
     return ContextOverflow(
         exc.message,
         remedy=exc.remedy,
         provider=cand.provider.id,
         address=address,
         prompt_tokens=need.tokens,
-        context_length=max(windows) or None,
+        context_length=max(windows),
     )

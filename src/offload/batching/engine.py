@@ -389,7 +389,7 @@ class Batch:
             message = f"internal error: {type(exc).__name__}: {exc}"
             row = error_row(item, "internal", message, "please report this", time.monotonic() - started)
             return self._commit(item, row, error=OffloadError(message))
-        row = result_row(item, result, time.monotonic() - started, _server(result))
+        row = result_row(item, result, time.monotonic() - started)
         run.cache.put(key, {k: v for k, v in row.items() if k not in ("id", "server", "cached", "seconds")})
         return self._commit(item, row, result=result)
 
@@ -411,11 +411,3 @@ class Batch:
         if self._results_queue is not None:
             self._results_queue.put_nowait(done)
         return done
-
-
-def _server(result: TaskResult) -> str | None:
-    """The server that gave the item's answer (the last successful call's), when known."""
-    for attempt in reversed(result.attempts):
-        if attempt.outcome == "ok":
-            return attempt.address
-    return None

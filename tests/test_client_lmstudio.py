@@ -7,7 +7,6 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from offload import AsyncLMStudio, LMStudio
@@ -118,23 +117,21 @@ async def test_auth_and_unreachable(tmp_path: Path) -> None:
     assert down.value.refused and "lms server start" in str(down.value)
 
 
-async def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"models": []})
-
-    monkeypatch.setenv("LM_STUDIO_API_URL", "http://studio.local:4321/v1/")
+async def test_settings_come_from_the_environment(
+    served: tuple[LMStudioFake, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake, url = served
+    monkeypatch.setenv("LM_STUDIO_API_URL", f"{url}/v1/")
     monkeypatch.setenv("LMSTUDIO_API_TOKEN", "tok")
-    async with AsyncLMStudio(transport=httpx.MockTransport(handler), state_dir=tmp_path) as lms:
-        assert await lms.models() == []
-    assert str(seen[0].url) == "http://studio.local:4321/api/v1/models"
-    assert seen[0].headers["authorization"] == "Bearer tok"
-    monkeypatch.delenv("LMSTUDIO_API_TOKEN")
-    async with AsyncLMStudio(transport=httpx.MockTransport(handler), state_dir=tmp_path) as lms:
+    async with AsyncLMStudio(state_dir=tmp_path) as lms:
+        assert lms.base_url == url
         await lms.models()
-    assert "authorization" not in seen[1].headers
+    monkeypatch.delenv("LMSTUDIO_API_TOKEN")
+    async with AsyncLMStudio(state_dir=tmp_path) as lms:
+        await lms.models()
+    assert [r.path for r in fake.requests] == ["/api/v1/models", "/api/v1/models"]
+    assert fake.requests[0].headers["authorization"] == "Bearer <redacted>"
+    assert "authorization" not in fake.requests[1].headers
 
 
 async def test_concurrent_library_turns_keep_one_chain(

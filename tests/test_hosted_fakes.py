@@ -31,6 +31,7 @@ from offload.errors import (
     Timeout,
     Unreachable,
 )
+from offload.http import Timeouts
 from offload.providers import anthropic as anthropic_provider
 from offload.providers.anthropic import AnthropicProvider
 from offload.providers.base import Provider
@@ -46,6 +47,7 @@ from offload.types import (
     StreamEvent,
     TextDelta,
 )
+from tests.loopback import answering, serving
 
 OPENAI_KEY = "sk-test-openai-0123456789"
 ANTHROPIC_KEY = "sk-ant-test-0123456789"
@@ -263,7 +265,7 @@ async def test_openai_in_stream_errors_raise_after_some_text(
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_openai_slow_server_times_out(oai: OpenAIFake, stream: bool) -> None:
-    provider = OpenAIProvider(oai.base_url, api_key=OPENAI_KEY, timeout=httpx.Timeout(0.3))
+    provider = OpenAIProvider(oai.base_url, api_key=OPENAI_KEY, timeout=Timeouts(0.3, 0.3))
     oai.fail_next("slow:2")
     try:
         with pytest.raises(Timeout):
@@ -375,36 +377,29 @@ async def test_providers_meet_the_contract_and_know_where_they_are(oai: OpenAIFa
             await p.aclose()
 
 
-def answering(status: int, content: bytes, content_type: str) -> httpx.MockTransport:
-    return httpx.MockTransport(
-        lambda _: httpx.Response(status, content=content, headers={"content-type": content_type})
-    )
-
-
 async def test_unreadable_answers_are_bad_responses_located_at_the_server() -> None:
-    html = answering(200, b"<html>captive portal</html>", "text/html")
-    provider = OpenAIProvider("https://llm.example/v1", name="portal", transport=html)
-    try:
-        with pytest.raises(BadResponse) as caught:
-            await provider.chat(ask())
-        assert (caught.value.provider, caught.value.address, caught.value.model) == (
-            "portal",
-            "https://llm.example/v1",
-            "gpt-4o-mini",
-        )
-    finally:
-        await provider.aclose()
+    async with serving(answering(200, b"<html>captive portal</html>", "text/html")) as url:
+        provider = OpenAIProvider(url + "/v1", name="portal")
+        try:
+            with pytest.raises(BadResponse) as caught:
+                await provider.chat(ask())
+        finally:
+            await provider.aclose()
+    assert (caught.value.provider, caught.value.address, caught.value.model) == (
+        "portal",
+        url + "/v1",
+        "gpt-4o-mini",
+    )
 
 
 async def test_a_stream_answered_with_plain_json_still_ends_with_the_result() -> None:
     whole = {"choices": [{"message": {"content": "whole answer"}, "finish_reason": "stop"}], "model": "m"}
-    provider = OpenAIProvider(
-        "http://127.0.0.1:9/v1", transport=answering(200, json.dumps(whole).encode(), "application/json")
-    )
-    try:
-        seen, result = await collect(provider.stream_chat(ask()))
-    finally:
-        await provider.aclose()
+    async with serving(answering(200, json.dumps(whole).encode(), "application/json")) as url:
+        provider = OpenAIProvider(url + "/v1")
+        try:
+            seen, result = await collect(provider.stream_chat(ask()))
+        finally:
+            await provider.aclose()
     assert seen[0] == TextDelta("whole answer")
     assert result.content == "whole answer"
 
@@ -516,7 +511,7 @@ async def test_anthropic_error_events_raise_after_some_text(
 
 
 async def test_anthropic_real_overflow_wrong_key_and_timeout(ant: AnthropicFake) -> None:
-    good = AnthropicProvider(ant.url, api_key=ANTHROPIC_KEY, timeout=httpx.Timeout(0.3))
+    good = AnthropicProvider(ant.url, api_key=ANTHROPIC_KEY, timeout=Timeouts(0.3, 0.3))
     bad = AnthropicProvider(ant.url, api_key="sk-ant-wrong")
     try:
         with pytest.raises(ContextOverflow):

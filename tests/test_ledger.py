@@ -73,6 +73,8 @@ COLUMNS = [
     "baseline",
     "prompt",
     "answer",
+    "client",
+    "scenario",
 ]
 
 
@@ -191,7 +193,7 @@ def test_migrate_creates_the_exact_schema_and_rerunning_is_a_no_op(tmp_path: Pat
     path = tmp_path / "usage.sqlite3"
     conn = schema.connect(path)
     try:
-        assert schema.migrate(conn) == ["m001_calls", "m002_calls_usd_view"]
+        assert schema.migrate(conn) == ["m001_calls", "m002_calls_usd_view", "m003_gateway_columns"]
         assert [r[1] for r in conn.execute("PRAGMA table_info(calls)")] == COLUMNS
         assert [r[1] for r in conn.execute("PRAGMA table_info(_migrations)")] == ["name", "applied_at"]
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -246,7 +248,7 @@ def test_a_reader_brings_an_older_file_up_to_date(tmp_path: Path, monkeypatch: p
         assert reader.count() == 0
     conn = schema.connect(path)
     try:
-        assert schema.applied(conn) == {"m001_calls", "m002_calls_usd_view"}
+        assert schema.applied(conn) == {"m001_calls", "m002_calls_usd_view", "m003_gateway_columns"}
     finally:
         conn.close()
 

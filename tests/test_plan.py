@@ -128,12 +128,15 @@ def test_a_thread_continuation_skips_apis_without_server_side_threads() -> None:
     assert {a.error for a in info.value.attempts} == {Skip.NO_THREAD.value}
 
 
-def test_local_only_precedence_call_then_task_then_global() -> None:
-    cfg = config(localOnly=True, tasks={"triage": {"localOnly": False}})
-    assert local_only(cfg, CallOptions()) is True
-    assert local_only(cfg, CallOptions(task="triage")) is False
-    assert local_only(cfg, CallOptions(task="triage", local_only=True)) is True
+def test_local_only_is_a_floor_that_the_global_setting_a_task_or_a_call_can_raise() -> None:
+    assert local_only(config(localOnly=True), CallOptions()) is True
+    cfg = config(tasks={"triage": {"localOnly": True}})
+    assert local_only(cfg, CallOptions()) is False
+    assert local_only(cfg, CallOptions(task="triage")) is True
+    assert local_only(config(), CallOptions(local_only=True)) is True
     assert local_only(config(), CallOptions()) is False
+    with pytest.raises(ConfigError, match="cannot lift the global"):
+        config(localOnly=True, tasks={"triage": {"localOnly": False}})
 
 
 def test_an_explicit_chain_is_resolved_and_deduplicated() -> None:

@@ -29,6 +29,7 @@ TABLE: list[tuple[ProviderError, Action, Action, Action, Action, Action, bool]] 
     (E.BillingError("402"), STOP, FAILOVER, STOP, FAILOVER, STOP, True),
     (E.ModelNotFound("no such model"), STOP, FAILOVER, STOP, FAILOVER, STOP, True),
     (E.ModelNotLoaded("not loaded"), STOP, FAILOVER, STOP, FAILOVER, STOP, True),
+    (E.OutOfMemory("model too big"), STOP, FAILOVER, STOP, FAILOVER, STOP, True),
     (E.BadResponse("garbled"), STOP, FAILOVER, STOP, FAILOVER, STOP, True),
     (E.ProviderError("other"), STOP, FAILOVER, STOP, FAILOVER, STOP, True),
     (E.ContextOverflow("too long"), STOP, FAILOVER, STOP, FAILOVER, STOP, False),
@@ -157,6 +158,7 @@ ENVIRONMENTAL = {
     E.InvalidRequest: False,
     E.RateLimited: True,
     E.ServerError: False,
+    E.OutOfMemory: True,
     E.BadResponse: False,
     E.ProviderError: False,
 }

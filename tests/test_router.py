@@ -219,14 +219,25 @@ async def test_local_only_never_contacts_hosted_candidates() -> None:
     assert cloud.calls == []
 
 
-async def test_local_only_from_config_and_task_settings() -> None:
-    cfg = {**CONFIG, "offload": {"localOnly": True, "tasks": {"triage": {"localOnly": False}}}}
-    router, local, cloud, _, _, _ = make(cfg)
-    local.default = "local"
+async def test_local_only_is_a_floor_that_tasks_and_calls_add_to_but_never_lift() -> None:
+    cfg = {**CONFIG, "offload": {"localOnly": True, "tasks": {"triage": {"gate": "off"}}}}
+    router, _, cloud, _, _, _ = make(cfg)
     cloud.default = "cloud"
     with pytest.raises(LocalOnlyRefused):
         await router.chat(REQ, CallOptions(model="cloud/big", fallbacks=False))
-    routed = await router.chat(REQ, CallOptions(model="cloud/big", fallbacks=False, task="triage"))
+    with pytest.raises(LocalOnlyRefused):
+        await router.chat(
+            REQ, CallOptions(model="cloud/big", fallbacks=False, task="triage", local_only=False)
+        )
+    assert cloud.calls == []
+    by_task = {**CONFIG, "offload": {"tasks": {"triage": {"localOnly": True}}}}
+    router, _, cloud, _, _, _ = make(by_task)
+    cloud.default = "cloud"
+    with pytest.raises(LocalOnlyRefused):
+        await router.chat(
+            REQ, CallOptions(model="cloud/big", fallbacks=False, task="triage", local_only=False)
+        )
+    routed = await router.chat(REQ, CallOptions(model="cloud/big", fallbacks=False))
     assert routed.result.content == "cloud"
 
 
@@ -734,14 +745,14 @@ async def test_local_only_with_the_local_candidate_cooling_is_refused_naming_the
 
 
 def test_router_planning_helpers_follow_the_config() -> None:
-    cfg = {**CONFIG, "offload": {"localOnly": True, "tasks": {"triage": {"localOnly": False}}}}
+    cfg = {**CONFIG, "offload": {"tasks": {"triage": {"localOnly": True}}}}
     router, _, _, _, _, _ = make(cfg)
     assert [c.name for c in router.candidates()] == ["local/small", "cloud/big"]
     assert [c.name for c in router.candidates(CallOptions(model="cloud/big", fallbacks=False))] == [
         "cloud/big"
     ]
-    assert router.local_only(CallOptions()) is True
-    assert router.local_only(CallOptions(task="triage")) is False
+    assert router.local_only(CallOptions()) is False
+    assert router.local_only(CallOptions(task="triage")) is True
 
 
 async def test_using_gives_a_router_over_another_pool_and_cooldowns_leaving_this_one_alone() -> None:

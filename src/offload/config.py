@@ -19,7 +19,7 @@ import copy
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,10 +36,14 @@ from offload.config_schema import (
     TaskSettings,
     read_offload,
     read_providers,
+    read_routing,
 )
 from offload.errors import ConfigError
 from offload.settings import config_path
 
+NOT_TEXT_REMEDY = "point --config / OFFLOAD_CONFIG at the JSON5 file, or write one with `offload config init`"
+MAX_DEPTH = 32
+"""Deepest nesting a config may have (real ones use under ten levels)."""
 ENV_REF = re.compile(r"\$(\$?)\{([A-Z_][A-Z0-9_]*)\}")
 __all__ = ["Chain", "Config", "Cost", "ModelDef", "ModelRef", "ProviderConfig", "TaskSettings", "load_config"]
 
@@ -69,9 +73,7 @@ class Config:
         text = ref.strip()
         if not text:
             raise ConfigError("empty model reference")
-        target = self.aliases.get(text.lower())
-        if target is not None and target.lower() != text.lower():
-            return self.resolve(target)
+        text = follow_aliases(self.aliases, text)
         head, sep, rest = text.partition("/")
         if sep and head.lower() in self.providers and rest:
             return ModelRef(head.lower(), rest)
@@ -122,14 +124,42 @@ class Config:
         """Settings for task ``name`` (empty settings when none are configured)."""
         return self.settings.tasks.get(name or "", TaskSettings())
 
+    def warnings(self) -> list[str]:
+        """Legal but risky settings (``config check`` and ``doctor`` print them)."""
+        from offload.locality import BUILTIN_HOSTED, host_of, is_hosted_domain, is_loopback_url
+
+        out: list[str] = []
+        raw = self.merged.get("models", {}).get("providers", {})
+        for pid, provider in self.providers.items():
+            entry = raw.get(pid)
+            explicit = entry.get("local") if isinstance(entry, Mapping) else None
+            host = host_of(provider.base_url)
+            if pid in BUILTIN_HOSTED and provider.local and is_loopback_url(provider.base_url):
+                out.append(
+                    f"models.providers.{pid}.baseUrl points at this machine ({host}): the built-in hosted "
+                    f"provider {pid} then counts as local, so it gets prompts under local-only and its API "
+                    "key goes to that server; set local: false if it proxies the hosted API, or give the "
+                    "local server its own provider id"
+                )
+            if explicit is True and is_hosted_domain(provider.base_url):
+                out.append(
+                    f"models.providers.{pid}.local: true is set on a hosted API ({host}): local-only "
+                    "would send prompts to it; remove local: true"
+                )
+        return out
+
     def show(self) -> dict[str, Any]:
         """The effective merged config with every secret redacted (``offload config show``)."""
-        from offload.http import redact
+        from offload import redact
 
-        shown: dict[str, Any] = redact(copy.deepcopy(dict(self.merged)))
+        raw = copy.deepcopy(dict(self.merged))
+        for entry in raw.get("models", {}).get("providers", {}).values():
+            if isinstance(entry, dict) and isinstance(entry.get("headers"), Mapping):
+                entry["headers"] = redact.headers({str(k): str(v) for k, v in entry["headers"].items()})
+        shown: dict[str, Any] = redact.json_value(raw)
         for pid, provider in self.providers.items():
             entry = shown.setdefault("models", {}).setdefault("providers", {}).setdefault(pid, {})
-            entry["apiKey"] = "***" if provider.api_key else None
+            entry["apiKey"] = redact.MASK if provider.api_key else None
             if provider.api_key_source:
                 entry["apiKeySource"] = provider.api_key_source
             entry["local"] = provider.local
@@ -159,6 +189,16 @@ def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {file}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {file} is not UTF-8 text (byte {exc.start}); is it a binary file?",
+            remedy=NOT_TEXT_REMEDY,
+        ) from exc
+    if "\x00" in text:
+        raise ConfigError(
+            f"config file {file} contains NUL bytes; is it a binary file?",
+            remedy=NOT_TEXT_REMEDY,
+        )
     return parse_config(parse_json5(text, file), env=environ, source=file)
 
 
@@ -166,15 +206,51 @@ def parse_json5(text: str, source: Path | None = None) -> dict[str, Any]:
     """Parse JSON5 text; syntax errors name the file, line and column."""
     import json5
 
+    where = str(source) if source else "config"
     try:
         data = json5.loads(text)
     except ValueError as exc:
-        where = str(source) if source else "config"
         detail = str(exc).replace("<string>:", "line ")
         raise ConfigError(f"{where}: invalid JSON5: {detail}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{where}: nested too deeply to read", remedy="flatten the config") from exc
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError(f"{where}: nested deeper than {MAX_DEPTH} levels", remedy="flatten the config")
+    try:
+        data = _join_surrogates(data)
+    except UnicodeError as exc:
+        raise ConfigError(
+            f"{where}: a string holds an unpaired \\u surrogate escape",
+            remedy="write the character itself, or a complete \\ud83d\\ude00-style pair",
+        ) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{source or 'config'}: the top level must be an object, got {type(data).__name__}")
     return data
+
+
+def _join_surrogates(value: Any) -> Any:
+    """Strings with ``\\uD83D\\uDE00``-style escapes made whole (the JSON5 parser leaves them split)."""
+    if isinstance(value, str):
+        if any("\ud800" <= c <= "\udfff" for c in value):
+            return value.encode("utf-16", "surrogatepass").decode("utf-16")
+        return value
+    if isinstance(value, dict):
+        return {_join_surrogates(k): _join_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_join_surrogates(v) for v in value]
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and lists nest in ``value`` (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def expand_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
@@ -232,12 +308,15 @@ def parse_config(
     base = {} if mode == "replace" else _builtins(environ)
     merged = merge_providers(base, user_providers)
     providers = read_providers(merged, problems, environ)
+    _register_secrets(providers.values())
     agents = problems.obj(
         problems.obj(doc.get("agents", {}), "agents").get("defaults", {}), "agents.defaults"
     )
     settings = read_offload(problems.obj(doc.get("offload", {}), "offload"), problems)
     chain = _default_chain(agents.get("model"), problems, settings.embedded and "embedded" in providers)
     aliases = _aliases(agents.get("models", {}), problems)
+    _alias_cycles(aliases, problems)
+    providers = _model_routing(agents.get("models", {}), providers, problems)
     problems.raise_if_any(source)
     shown = {**doc, "models": {**models, "mode": mode, "providers": merged}}
     if settings.savings_baseline is None and _priced(providers):
@@ -251,6 +330,17 @@ def parse_config(
         source=source,
         merged=shown,
     )
+
+
+def _register_secrets(providers: Iterable[ProviderConfig]) -> None:
+    """Hand every configured key, credential header and URL credential to ``offload.redact``."""
+    from offload import redact
+
+    for provider in providers:
+        redact.register(provider.api_key)
+        redact.register(*(v for k, v in provider.headers.items() if k.lower() not in redact.HARMLESS_HEADERS))
+        for url in (provider.base_url, *provider.base_urls):
+            redact.register_url(url)
 
 
 def _builtins(env: Mapping[str, str]) -> dict[str, Any]:
@@ -277,6 +367,34 @@ def _default_chain(value: Any, problems: Problems, embedded: bool) -> Chain:
     return chain or Chain(DEFAULT_PRIMARY, DEFAULT_FALLBACKS if embedded else ())
 
 
+def follow_aliases(aliases: Mapping[str, str], text: str) -> str:
+    """Follow alias → ref links from ``text`` to a name that is no (other) alias; cycles are errors."""
+    trail = [text.lower()]
+    target = aliases.get(text.lower())
+    while target is not None and target.strip().lower() not in trail:
+        text = target.strip()
+        trail.append(text.lower())
+        target = aliases.get(text.lower())
+    if target is not None and target.strip().lower() != trail[-1]:
+        raise ConfigError(
+            "alias cycle: " + " → ".join([*trail, target.strip().lower()]),
+            remedy="make one alias in agents.defaults.models point at a provider/model",
+        )
+    return text
+
+
+def _alias_cycles(aliases: Mapping[str, str], problems: Problems) -> None:
+    reported: set[frozenset[str]] = set()
+    for alias in aliases:
+        try:
+            follow_aliases(aliases, alias)
+        except ConfigError as exc:
+            members = frozenset(exc.message.removeprefix("alias cycle: ").split(" → "))
+            if members not in reported:
+                reported.add(members)
+                problems.note(f"agents.defaults.models: {exc.message} (make one of them a provider/model)")
+
+
 def _aliases(value: Any, problems: Problems) -> dict[str, str]:
     out: dict[str, str] = {}
     for ref, entry in problems.obj(value, "agents.defaults.models").items():
@@ -289,6 +407,26 @@ def _aliases(value: Any, problems: Problems) -> dict[str, str]:
             continue
         out[alias.strip().lower()] = ref
     return out
+
+
+def _model_routing(
+    value: Any, providers: dict[str, ProviderConfig], problems: Problems
+) -> dict[str, ProviderConfig]:
+    """Apply ``agents.defaults.models["provider/model"].params.provider`` (OpenRouter routing)."""
+    for ref, entry in problems.obj(value, "agents.defaults.models").items():
+        params = problems.obj(
+            problems.obj(entry, f'agents.defaults.models["{ref}"]').get("params", {}), "params"
+        )
+        path = f'agents.defaults.models["{ref}"].params.provider'
+        routing = read_routing(params.get("provider"), path, problems)
+        pid, _, mid = str(ref).partition("/")
+        provider = providers.get(pid.lower())
+        if not routing or provider is None or not mid:
+            continue
+        declared = provider.model(mid) or ModelDef(id=mid)
+        models = [m for m in provider.models if m.id != mid]
+        providers[provider.id] = replace(provider, models=(*models, replace(declared, routing=routing)))
+    return providers
 
 
 def describe_auto(ref: ModelRef) -> str:

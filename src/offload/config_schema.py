@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from offload.errors import ConfigError, closest
+from offload.tasks.taskdef import GATES, ON_FAIL
 
 SUPPORTED_APIS = ("lmstudio", "embedded", "openai-completions", "openai-responses", "anthropic-messages")
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
-GATES = ("off", "checks", "judge")
-ON_FAIL = ("escalate", "fail", "warn")
+ANY_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,8 @@ class ModelDef:
     context_window: int | None = None
     max_tokens: int | None = None
     api: str | None = None
+    routing: Mapping[str, Any] = field(default_factory=dict)
+    """OpenRouter provider preferences (``params.provider``: ``order``, ``only``, …), sent as-is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,9 @@ class OffloadSettings:
     savings_baseline: str | None = None
     store_text: bool = False
     tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
+    gateway: GatewaySettings = field(default_factory=lambda: GatewaySettings())
+    keep_warm: int | None = None
+    """Idle seconds LM Studio keeps the models offload loads (its idle TTL); ``None``: no TTL."""
 
 
 class Problems:
@@ -130,8 +136,12 @@ class Problems:
         self.lines: list[str] = []
 
     def add(self, path: str, expected: str, got: Any) -> None:
-        """Record that ``path`` held ``got`` where ``expected`` was wanted."""
-        self.lines.append(f"{path}: {expected}, got {_show(got)}")
+        """Record that ``path`` held ``got`` where ``expected`` was wanted.
+
+        The value is quoted unless the key is a secret field or the value looks like a key;
+        then only its type is named.
+        """
+        self.lines.append(f"{path}: {expected}, got {_show(got, path)}")
 
     def note(self, line: str) -> None:
         """Record a free-form problem line."""
@@ -227,11 +237,21 @@ class Problems:
         return Chain(primary, fallbacks)
 
 
-def _show(value: Any) -> str:
+TYPE_NAMES = {bool: "true/false", str: "a string", int: "a number", float: "a number", list: "a list"}
+
+
+def _show(value: Any, path: str = "") -> str:
+    from offload import redact
+
     try:
-        return json.dumps(value, ensure_ascii=False)[:80]
+        text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
-        return repr(value)[:80]
+        text = repr(value)
+    last = path.rsplit(".", 1)[-1]
+    if redact.SECRET_NAME.search(last) or ".headers." in path or redact.looks_secret(text):
+        kind = "an object" if isinstance(value, Mapping) else TYPE_NAMES.get(type(value), "null")
+        return f"{kind} (value not shown: it may be a secret)"
+    return text[:80]
 
 
 # --- providers ------------------------------------------------------------------------------
@@ -256,13 +276,18 @@ def read_providers(
 def _provider(
     pid: str, e: Mapping[str, Any], path: str, p: Problems, env: Mapping[str, str]
 ) -> ProviderConfig | None:
-    from offload.http import is_local_url
+    from offload.locality import is_local_url
 
     base_urls = p.strings(e.get("baseUrls"), f"{path}.baseUrls") or ()
     base_url = (
         p.string(e.get("baseUrl"), f"{path}.baseUrl", required=not base_urls) or (base_urls[:1] or ("",))[0]
     )
     api = p.string(e.get("api"), f"{path}.api") or "openai-completions"
+    if api != "embedded":
+        for i, url in enumerate(base_urls or (base_url,)):
+            where = f"{path}.baseUrls[{i}]" if base_urls else f"{path}.baseUrl"
+            if url and (problem := url_problem(url)):
+                p.note(f"{where}: {problem}")
     key, source = _api_key(e, path, p, env)
     headers = p.obj(e.get("headers", {}), f"{path}.headers")
     for name, value in headers.items():
@@ -290,18 +315,44 @@ def _provider(
     )
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a provider's base URL (``None`` when it can)."""
+    from offload import redact
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL ({redact.text(str(exc))}): {redact.text(url)}"
+    if parts.scheme not in ("http", "https"):
+        return f"expected an http:// or https:// URL, got {redact.text(url)!r}"
+    if not parts.hostname:
+        return f"the URL has no host: {redact.text(url)!r}"
+    if port == 0:
+        return f"port 0 is not a port to connect to: {redact.text(url)!r}"
+    return None
+
+
 def _api_key(
     e: Mapping[str, Any], path: str, p: Problems, env: Mapping[str, str]
 ) -> tuple[str | None, str | None]:
     raw = e.get("apiKey")
     if raw is not None and not isinstance(raw, str):
-        p.add(f"{path}.apiKey", "expected a string", "<redacted>")
+        p.add(f"{path}.apiKey", "expected a string", raw)
         return None, None
     if raw:
         if ENV_NAME.match(raw) and env.get(raw):
             return env[raw], f"env {raw}"
         return raw, "config"
-    for name in p.strings(e.get("apiKeyEnv"), f"{path}.apiKeyEnv") or ():
+    names = e.get("apiKeyEnv")
+    if isinstance(names, str) and ANY_ENV_NAME.match(names):
+        names = [names]
+    names = p.strings(names, f"{path}.apiKeyEnv") or ()
+    for name in names:
+        if not ANY_ENV_NAME.match(name):
+            p.add(f"{path}.apiKeyEnv", "expected names of environment variables (like OPENAI_API_KEY)", name)
+            return None, None
+    for name in names:
         if env.get(name):
             return env[name], f"env {name}"
     return None, None
@@ -332,35 +383,90 @@ def _model(raw: Any, path: str, p: Problems) -> ModelDef | None:
         context_window=p.positive_int(m.get("contextWindow"), f"{path}.contextWindow"),
         max_tokens=p.positive_int(m.get("maxTokens"), f"{path}.maxTokens"),
         api=p.string(m.get("api"), f"{path}.api"),
+        routing=read_routing(
+            p.obj(m.get("params", {}), f"{path}.params").get("provider"), f"{path}.params.provider", p
+        ),
     )
     return model if mid else None
 
 
+ROUTING_LISTS = ("order", "only", "ignore", "quantizations")
+ROUTING_FLAGS = ("allow_fallbacks", "require_parameters")
+
+
+def read_routing(raw: Any, path: str, p: Problems) -> dict[str, Any]:
+    """OpenRouter provider preferences (``{order: ["DeepInfra"], allow_fallbacks: false}``)."""
+    if raw is None:
+        return {}
+    prefs = dict(p.obj(raw, path))
+    for key in ROUTING_LISTS:
+        if key in prefs and p.strings(prefs[key], f"{path}.{key}") is None:
+            del prefs[key]
+    for key in ROUTING_FLAGS:
+        if key in prefs and p.flag(prefs[key], f"{path}.{key}") is None:
+            del prefs[key]
+    if (
+        "data_collection" in prefs
+        and p.choice(prefs["data_collection"], f"{path}.data_collection", ("allow", "deny")) is None
+    ):
+        del prefs["data_collection"]
+    return prefs
+
+
 # --- offload's own key ----------------------------------------------------------------------
 
-OFFLOAD_KEYS = ("localOnly", "embedded", "savings", "ledger", "tasks")
+OFFLOAD_SECTIONS: dict[str, tuple[str, ...]] = {
+    "offload": ("localOnly", "embedded", "savings", "ledger", "tasks", "gateway", "keepWarm"),
+    "offload.embedded": ("enabled", "modelsDir", "threads"),
+    "offload.savings": ("baseline",),
+    "offload.ledger": ("storeText",),
+}
+"""offload's namespace is strict: each object's allowed keys. A new setting is one entry here."""
 TASK_KEYS = ("model", "localOnly", "gate", "onFail")
+
+
+def strict_keys(o: Mapping[str, Any], path: str, p: Problems) -> None:
+    """Record every key of ``o`` that ``OFFLOAD_SECTIONS[path]`` does not allow, with a hint."""
+    allowed = OFFLOAD_SECTIONS.get(path)
+    if allowed is None:
+        return
+    for key in o:
+        if key in allowed:
+            continue
+        hint = closest(str(key), allowed, 1)
+        suggestion = f" (did you mean {hint[0]}?)" if hint else f" (known: {', '.join(allowed)})"
+        p.note(f"{path}.{key}: unknown setting{suggestion}")
 
 
 def read_offload(o: Mapping[str, Any], p: Problems) -> OffloadSettings:
     """Validate the ``offload`` object (unknown keys are errors: it is our namespace)."""
-    for key in o:
-        if key not in OFFLOAD_KEYS:
-            hint = closest(key, OFFLOAD_KEYS, 1)
-            p.note(f"offload.{key}: unknown setting" + (f" (did you mean {hint[0]}?)" if hint else ""))
-    embedded = p.obj(o.get("embedded", {}), "offload.embedded")
-    savings = p.obj(o.get("savings", {}), "offload.savings")
-    ledger = p.obj(o.get("ledger", {}), "offload.ledger")
+    strict_keys(o, "offload", p)
+    sections: dict[str, Mapping[str, Any]] = {}
+    for path in OFFLOAD_SECTIONS:
+        if path.count(".") == 1:
+            sections[path] = section = p.obj(o.get(path.split(".")[1], {}), path)
+            strict_keys(section, path, p)
+    embedded, savings, ledger = (sections[f"offload.{k}"] for k in ("embedded", "savings", "ledger"))
     tasks = p.obj(o.get("tasks", {}), "offload.tasks")
     enabled = p.flag(embedded.get("enabled"), "offload.embedded.enabled")
+    local_only = bool(p.flag(o.get("localOnly"), "offload.localOnly"))
+    task_settings = {name: _task(t, f"offload.tasks.{name}", p) for name, t in tasks.items()}
+    for name, task in task_settings.items():
+        if local_only and task.local_only is False:
+            p.note(
+                f"offload.tasks.{name}.localOnly: false cannot lift the global offload.localOnly: true "
+                "(the global setting is a floor; remove the task's localOnly or the global one)"
+            )
     return OffloadSettings(
-        local_only=bool(p.flag(o.get("localOnly"), "offload.localOnly")),
+        local_only=local_only,
         embedded=True if enabled is None else enabled,
         models_dir=p.string(embedded.get("modelsDir"), "offload.embedded.modelsDir"),
         embedded_threads=p.positive_int(embedded.get("threads"), "offload.embedded.threads"),
         savings_baseline=p.string(savings.get("baseline"), "offload.savings.baseline"),
         store_text=bool(p.flag(ledger.get("storeText"), "offload.ledger.storeText")),
-        tasks={name: _task(t, f"offload.tasks.{name}", p) for name, t in tasks.items()},
+        tasks=task_settings,
+        gateway=read_gateway(o.get("gateway", {}), p),
+        keep_warm=p.positive_int(o.get("keepWarm"), "offload.keepWarm"),
     )
 
 
@@ -378,3 +484,78 @@ def _task(raw: Any, path: str, p: Problems) -> TaskSettings:
 def expand_user(path: str | None) -> str | None:
     """``~`` and ``$VAR`` expansion for paths in the config."""
     return os.path.expandvars(os.path.expanduser(path)) if path else None
+
+
+# --- offload.gateway (offload serve) --------------------------------------------------------
+
+PASSTHROUGH = "passthrough"
+"""Chain entry meaning: the model the client asked for, at the hosted provider that owns it."""
+SCENARIOS = ("background", "think", "longContext", "tools", "default")
+GATEWAY_KEYS = ("models", "scenarios", "longContextThreshold", "localMaxTokens", "bodyLimitMb")
+
+
+def _default_scenarios() -> dict[str, Chain]:
+    return {
+        "background": Chain("lmstudio/auto", (PASSTHROUGH,)),
+        "think": Chain(PASSTHROUGH),
+        "longContext": Chain(PASSTHROUGH),
+        "tools": Chain(PASSTHROUGH),
+        "default": Chain(PASSTHROUGH),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """How ``offload serve`` routes requests (the ``offload.gateway`` key).
+
+    ``models`` maps a client's model name (lower-cased) to a chain and wins over scenarios;
+    ``scenarios`` maps each of ``SCENARIOS`` to a chain. Chain entries are refs, aliases or
+    ``"passthrough"``.
+    """
+
+    models: Mapping[str, Chain] = field(default_factory=dict)
+    scenarios: Mapping[str, Chain] = field(default_factory=_default_scenarios)
+    long_context_threshold: int = 60_000
+    local_max_tokens: int = 8192
+    body_limit_mb: int = 32
+
+
+def read_gateway(raw: Any, p: Problems) -> GatewaySettings:
+    """Validate ``offload.gateway`` (unknown keys and scenario names are errors)."""
+    g = p.obj(raw, "offload.gateway")
+    for key in g:
+        if key not in GATEWAY_KEYS:
+            hint = closest(key, GATEWAY_KEYS, 1)
+            p.note(
+                f"offload.gateway.{key}: unknown setting" + (f" (did you mean {hint[0]}?)" if hint else "")
+            )
+    models: dict[str, Chain] = {}
+    for name, value in p.obj(g.get("models", {}), "offload.gateway.models").items():
+        chain = p.chain(value, f'offload.gateway.models["{name}"]')
+        if chain is not None:
+            models[name.strip().lower()] = chain
+    scenarios = _default_scenarios()
+    for name, value in p.obj(g.get("scenarios", {}), "offload.gateway.scenarios").items():
+        if name not in SCENARIOS:
+            hint = closest(name, SCENARIOS, 1)
+            p.note(
+                f"offload.gateway.scenarios.{name}: unknown scenario (known: {', '.join(SCENARIOS)})"
+                + (f"; did you mean {hint[0]}?" if hint else "")
+            )
+            continue
+        chain = p.chain(value, f"offload.gateway.scenarios.{name}")
+        if chain is not None:
+            scenarios[name] = chain
+    defaults = GatewaySettings()
+    return GatewaySettings(
+        models=models,
+        scenarios=scenarios,
+        long_context_threshold=p.positive_int(
+            g.get("longContextThreshold"), "offload.gateway.longContextThreshold"
+        )
+        or defaults.long_context_threshold,
+        local_max_tokens=p.positive_int(g.get("localMaxTokens"), "offload.gateway.localMaxTokens")
+        or defaults.local_max_tokens,
+        body_limit_mb=p.positive_int(g.get("bodyLimitMb"), "offload.gateway.bodyLimitMb")
+        or defaults.body_limit_mb,
+    )

@@ -22,7 +22,8 @@
     ├── AllCandidatesFailed           exit 10  the router tried every candidate; ``attempts`` lists them
     ├── LocalOnlyRefused              exit 11  local-only mode would have needed a hosted model
     ├── UnloadIncomplete              exit 1   instances still loaded after an unload
-    └── QualityGateFailed             exit 12  the answer failed validation and could not escalate
+    ├── QualityGateFailed             exit 12  the answer failed validation and could not escalate
+    └── LedgerUnreadable              exit 1   the usage ledger is damaged or inaccessible
 
 Error classes carry the *facts* that routing needs; ``offload.routing.policy.decide`` turns
 them, with the call's situation, into retry / fail over / stop (the one place that decides):
@@ -41,6 +42,7 @@ ResponseNotFound    no         no        no          no
 InvalidRequest      no         no        no          no
 RateLimited         yes        yes       yes         yes
 ServerError         yes        yes       yes         no
+OutOfMemory         no         yes       yes         yes
 BadResponse         no         yes       yes         no
 ==================  =========  ========  ==========  =============
 
@@ -259,6 +261,14 @@ class ServerError(ProviderError):
     retryable = True
 
 
+class OutOfMemory(ServerError):
+    """A model did not fit in the server's memory when loading. Retrying unchanged will not help."""
+
+    kind = "out_of_memory"
+    retryable = False
+    environmental = True
+
+
 class BadResponse(ProviderError):
     """The server answered with something we cannot interpret."""
 
@@ -341,6 +351,10 @@ class LocalOnlyRefused(OffloadError):
                 else "add a local model to the chain, or drop --local-only / offload.localOnly for this call"
             ),
         )
+
+
+class LedgerUnreadable(OffloadError):
+    """The usage ledger file exists but cannot be read: damaged, not a database, or inaccessible."""
 
 
 class UnloadIncomplete(OffloadError):

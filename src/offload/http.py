@@ -1,106 +1,283 @@
-"""The one network seam: building httpx clients, mapping transport failures, reading SSE, logging.
+"""The one network seam: HTTP clients (aiohttp), transport failures mapped once, SSE, the request log.
 
-Every HTTP call offload makes goes through a client built by ``make_client``; tests swap the
-transport there (``transport=httpx.MockTransport(...)``) and nowhere else. Transport exceptions
-are translated into the error tree exactly once, by ``transport_errors``. ``RequestLog`` writes
-JSON lines of requests and responses with secrets redacted (``--log PATH``).
+Every HTTP call offload makes goes through an ``HttpClient`` from ``make_client``; this is the
+only module that imports the HTTP library (aiohttp, imported on first use so ``import offload``
+stays light). An aiohttp session belongs to one event loop, so a client keeps one session per
+loop it is used on (the sync facades run their own loop) and ``aclose`` closes them all.
+Transport exceptions become ``Unreachable``/``Timeout`` in ``transport_errors`` and nowhere
+else. ``RequestLog`` writes JSON lines of requests and responses with secrets masked by
+``log_safe`` (``--log PATH``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import re
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
+from typing import TYPE_CHECKING, Any, Self
 
 from offload.errors import ProviderError, Timeout, Unreachable
+from offload.locality import is_local_url as is_local_url  # re-exported: providers import it here
+from offload.sse import SseParser
+
+if TYPE_CHECKING:
+    import aiohttp
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 600.0
 """Long on purpose: a JIT load of a big model can take minutes before the first byte."""
 
-SECRET_KEY = re.compile(r"(authorization|api[-_]?key|token|secret|password|cookie)", re.IGNORECASE)
-REDACTED = "***"
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds allowed to open a connection, and to wait for the next bytes of an answer."""
+
+    connect: float = CONNECT_TIMEOUT
+    read: float = READ_TIMEOUT
 
 
-def default_timeout(read: float = READ_TIMEOUT) -> httpx.Timeout:
+def default_timeout(read: float = READ_TIMEOUT) -> Timeouts:
     """Short connect, long read: local servers load models inside the first request."""
-    return httpx.Timeout(connect=CONNECT_TIMEOUT, read=read, write=60.0, pool=read)
+    return Timeouts(connect=CONNECT_TIMEOUT, read=read)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A whole HTTP response: status, headers (case-insensitive) and body."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON (raises ``ValueError`` when it is not)."""
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        """The body as text (undecodable bytes replaced)."""
+        return self.content.decode("utf-8", errors="replace")
+
+
+class StreamResponse:
+    """A response whose body is read as it arrives: ``aread()`` for all of it, ``iter_sse``
+    for events."""
+
+    def __init__(self, raw: aiohttp.ClientResponse, on_body: _BodyLog | None) -> None:
+        self._raw = raw
+        self.status_code = raw.status
+        self.headers: Mapping[str, str] = raw.headers
+        self._log = on_body
+
+    async def aread(self) -> Response:
+        """Read the rest of the body."""
+        content = await self._raw.read()
+        if self._log is not None:
+            self._log.chunks.append(content)
+        return Response(self.status_code, self.headers, content)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Body bytes as the server sends them."""
+        async for chunk in self._raw.content.iter_any():
+            if self._log is not None:
+                self._log.chunks.append(chunk)
+            yield chunk
+
+
+@dataclass(slots=True)
+class _BodyLog:
+    chunks: list[bytes]
+
+
+class HttpClient:
+    """Requests to one server: base URL, default headers, timeouts, a pooled connection set."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeouts | None = None,
+        log: RequestLog | None = None,
+        max_connections: int = 256,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.headers = dict(headers or {})
+        self.timeout = timeout or default_timeout()
+        self.log = log
+        self.max_connections = max_connections
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+
+    def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            import aiohttp
+
+            t = self.timeout
+            session = aiohttp.ClientSession(
+                headers=self.headers,
+                connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=t.read, sock_connect=t.connect, sock_read=t.read
+                ),
+                trust_env=_proxy_in_env(),
+            )
+            self._sessions[loop] = session
+        return session
+
+    def _url(self, path: str) -> str:
+        return path if "://" in path else self.base_url + path
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, params: Mapping[str, str] | None = None
+    ) -> Response:
+        """Send one request and read the whole answer (transport failures raise aiohttp's errors;
+        wrap the call in ``transport_errors``)."""
+        url = self._url(path)
+        data = _encode(json)
+        if self.log is not None:
+            self.log.request(method, url, self.headers, json)
+        headers = _JSON if data is not None else None
+        session = self._session()
+        async with session.request(
+            method, url, data=data, params=params, headers=headers, allow_redirects=False
+        ) as raw:
+            content = await raw.read()
+        if self.log is not None:
+            self.log.response(url, raw.status, content)
+        return Response(raw.status, raw.headers, content)
+
+    @asynccontextmanager
+    async def stream(self, method: str, path: str, *, json: Any = None) -> AsyncIterator[StreamResponse]:
+        """Send one request and yield the response before its body is read."""
+        url = self._url(path)
+        data = _encode(json)
+        body = _BodyLog([]) if self.log is not None else None
+        if self.log is not None:
+            self.log.request(method, url, self.headers, json)
+        headers = _JSON if data is not None else None
+        session = self._session()
+        async with session.request(method, url, data=data, headers=headers, allow_redirects=False) as raw:
+            try:
+                yield StreamResponse(raw, body)
+            finally:
+                if self.log is not None and body is not None:
+                    self.log.response(url, raw.status, b"".join(body.chunks))
+
+    async def aclose(self) -> None:
+        """Close the session of every loop this client was used on: this loop's here, another
+        running loop's on that loop (waiting for it). A loop already closed took its sockets
+        down with it as far as it could; its session is only dropped."""
+        sessions, self._sessions = self._sessions, {}
+        here = asyncio.get_running_loop()
+        for loop, session in sessions.items():
+            if loop is here:
+                await session.close()
+            elif loop.is_running():
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(session.close(), loop))
+            else:
+                session.detach()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+_JSON = {"Content-Type": "application/json"}
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def _proxy_in_env() -> bool:
+    """Honour ``HTTP(S)_PROXY``/``NO_PROXY`` when one is set (aiohttp's ``trust_env``, which
+    otherwise costs a look at the environment on every request)."""
+    return any(os.environ.get(name) for name in PROXY_VARIABLES)
+
+
+def _encode(body: Any) -> bytes | None:
+    if body is None:
+        return None
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def make_client(
     base_url: str,
     *,
     headers: Mapping[str, str] | None = None,
-    timeout: httpx.Timeout | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: Timeouts | None = None,
     log: RequestLog | None = None,
     max_connections: int = 256,
-) -> httpx.AsyncClient:
-    """An ``AsyncClient`` for one server; the only place clients are constructed."""
-    inner = transport or httpx.AsyncHTTPTransport(
-        retries=0,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
-    )
-    if log is not None:
-        inner = LoggingTransport(inner, log)
-    return httpx.AsyncClient(
-        base_url=base_url.rstrip("/"),
-        headers=dict(headers or {}),
-        timeout=timeout or default_timeout(),
-        transport=inner,
-    )
+) -> HttpClient:
+    """The client for one server; the only place clients are constructed."""
+    return HttpClient(base_url, headers=headers, timeout=timeout, log=log, max_connections=max_connections)
 
 
 @contextmanager
 def transport_errors(*, provider: str, address: str, model: str | None = None) -> Iterator[None]:
-    """Translate httpx transport exceptions raised inside the block into ``ProviderError``s."""
+    """Translate transport exceptions raised inside the block into ``ProviderError``s."""
     try:
         yield
-    except httpx.TimeoutException as exc:
-        phase = "connecting to" if isinstance(exc, httpx.ConnectTimeout) else "waiting for"
-        raise Timeout(
+    except ProviderError:
+        raise
+    except Exception as exc:
+        mapped = _mapped(exc, provider=provider, address=address, model=model)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _mapped(exc: BaseException, *, provider: str, address: str, model: str | None) -> ProviderError | None:
+    import aiohttp
+
+    if isinstance(exc, asyncio.TimeoutError):
+        phase = "connecting to" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "waiting for"
+        return Timeout(
             f"timed out {phase} {provider} at {address}",
             remedy="the server may be loading a large model; retry, raise the timeout, or load it first",
             provider=provider,
             model=model,
             address=address,
-        ) from exc
-    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        )
+    if isinstance(exc, aiohttp.ClientError | ConnectionError):
         reason = _reason(exc)
-        raise Unreachable(
+        return Unreachable(
             f"{provider} is not reachable at {address} ({reason})",
             refused=reason == "connection refused",
             provider=provider,
             model=model,
             address=address,
-        ) from exc
+        )
+    return None
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: BaseException) -> str:
+    import aiohttp
+
     text = str(exc) or type(exc).__name__
-    if "refused" in text.lower() or _caused_by(exc, ConnectionRefusedError):
+    if _caused_by(exc, ConnectionRefusedError) or "refused" in text.lower():
         return "connection refused"
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionResetError):
         return "connection closed mid-response"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return f"invalid URL {exc}"
     return text.splitlines()[0][:120]
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    """True when ``kind`` appears in the cause/context chain of ``exc``."""
+    """True when ``kind`` appears in the cause/context chain of ``exc`` (or its ``os_error``)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
+        if isinstance(current, kind) or isinstance(getattr(current, "os_error", None), kind):
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__
@@ -128,7 +305,7 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def json_body(response: httpx.Response) -> Any:
+def json_body(response: Response) -> Any:
     """The parsed JSON body, or the raw text when it is not JSON."""
     try:
         return response.json()
@@ -144,32 +321,46 @@ class SseEvent:
     data: Any
 
 
-async def iter_sse(response: httpx.Response) -> AsyncIterator[SseEvent]:
-    """Yield the events of an SSE response; ``[DONE]`` markers end the stream."""
-    from httpx_sse import EventSource
-
-    async for sse in EventSource(response).aiter_sse():
-        if not sse.data:
-            continue
-        if sse.data.strip() == "[DONE]":
+async def iter_sse(response: StreamResponse) -> AsyncIterator[SseEvent]:
+    """Yield the events of an SSE response as they arrive; ``[DONE]`` markers end the stream."""
+    parser = SseParser()
+    async for chunk in response.chunks():
+        for raw in parser.feed(chunk):
+            event = _event(raw.event, raw.data)
+            if event is None:
+                return
+            yield event
+    for raw in parser.close():
+        event = _event(raw.event, raw.data)
+        if event is None:
             return
-        try:
-            data = json.loads(sse.data)
-        except json.JSONDecodeError:
-            data = sse.data
-        yield SseEvent(sse.event if sse.event != "message" else "", data)
+        yield event
+
+
+def _event(name: str, data: str) -> SseEvent | None:
+    """``None`` for the ``[DONE]`` marker."""
+    if data.strip() == "[DONE]":
+        return None
+    try:
+        parsed: Any = json.loads(data)
+    except json.JSONDecodeError:
+        parsed = data
+    return SseEvent(name if name != "message" else "", parsed)
 
 
 # --- request log ----------------------------------------------------------------------------
 
 
 def redact(value: Any) -> Any:
-    """A copy of a JSON-like value with secret-looking keys replaced by ``***``."""
-    if isinstance(value, Mapping):
-        return {k: (REDACTED if SECRET_KEY.search(str(k)) else redact(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+    """A copy of a JSON-like value with secrets masked (see ``offload.redact``)."""
+    from offload import redact as redaction
+
+    return redaction.json_value(value)
+
+
+def log_safe(record: Mapping[str, Any]) -> Any:
+    """What the request log may keep of one record: the seam's only redaction step."""
+    return redact(record)
 
 
 class RequestLog:
@@ -182,9 +373,21 @@ class RequestLog:
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Append one record (adds a timestamp)."""
-        line = json.dumps({"time": time.time(), **redact(record)}, ensure_ascii=False)
+        line = json.dumps({"time": time.time(), **log_safe(record)}, ensure_ascii=False)
         with self._lock, self.path.open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
+
+    def request(self, method: str, url: str, headers: Mapping[str, str], body: Any) -> None:
+        """Record a request about to be sent."""
+        from offload import redact as redaction
+
+        names = redaction.headers((k.lower(), v) for k, v in headers.items())
+        record = {"direction": "request", "method": method, "url": url, "headers": names}
+        self.write({**record, "body": body})
+
+    def response(self, url: str, status: int, content: bytes) -> None:
+        """Record a response whose body has been read."""
+        self.write({"direction": "response", "url": url, "status": status, "body": _decode(content)})
 
 
 def _decode(content: bytes) -> Any:
@@ -195,82 +398,7 @@ def _decode(content: bytes) -> Any:
         return text
 
 
-class LoggingTransport(httpx.AsyncBaseTransport):
-    """Wraps a transport and records each exchange in a ``RequestLog``."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, log: RequestLog) -> None:
-        self._inner = inner
-        self._log = log
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Log the request, forward it, and log the response body once it has been read."""
-        body = _decode(request.content) if request.content else None
-        headers = {k: (REDACTED if SECRET_KEY.search(k) else v) for k, v in request.headers.items()}
-        self._log.write(
-            {
-                "direction": "request",
-                "method": request.method,
-                "url": str(request.url),
-                "headers": headers,
-                "body": body,
-            }
-        )
-        response = await self._inner.handle_async_request(request)
-        return httpx.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            stream=_LoggedStream(response, self._log, str(request.url)),
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        """Close the wrapped transport."""
-        await self._inner.aclose()
-
-
-class _LoggedStream(httpx.AsyncByteStream):
-    def __init__(self, response: httpx.Response, log: RequestLog, url: str) -> None:
-        self._response = response
-        self._log = log
-        self._url = url
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        chunks: list[bytes] = []
-        stream = self._response.stream
-        assert isinstance(stream, httpx.AsyncByteStream)
-        async for chunk in stream:
-            chunks.append(chunk)
-            yield chunk
-        self._log.write(
-            {
-                "direction": "response",
-                "url": self._url,
-                "status": self._response.status_code,
-                "body": _decode(b"".join(chunks)),
-            }
-        )
-
-    async def aclose(self) -> None:
-        stream = self._response.stream
-        if isinstance(stream, httpx.AsyncByteStream):
-            await stream.aclose()
-
-
 def describe(exc: ProviderError) -> str:
     """A one-line description used in notices: ``provider/model kind (status)``."""
     where = "/".join(p for p in (exc.provider, exc.model) if p)
     return f"{where} {exc.short()}".strip()
-
-
-def is_local_url(url: str) -> bool:
-    """True when ``url``'s host is loopback, a private address, or a local name."""
-    import ipaddress
-
-    host = (urlsplit(url).hostname or "").lower()
-    if host in ("localhost", "") or host.endswith((".local", ".localhost", ".lan", ".internal")):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return "." not in host  # a bare hostname is on the local network
-    return ip.is_loopback or ip.is_private or ip.is_link_local

@@ -19,8 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Self
 
-import httpx
-
 from offload.config import Config, load_config
 from offload.conversations import ConversationStore, ConversationTurn
 from offload.http import RequestLog
@@ -63,7 +61,6 @@ class Offloader:
         on_choice: Callable[[Candidate, Choice], None] | None = None,
         retry: RetryPolicy | None = None,
         on_retry: OnRetry | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         state_dir: Path | None = None,
         timeout: float | None = None,
         ledger: bool | Ledger = True,
@@ -76,7 +73,6 @@ class Offloader:
         watchers = [*observers, self.ledger.record] if self.ledger is not None else list(observers)
         options = PoolOptions.for_config(
             self.config,
-            transport=transport,
             log=RequestLog(log) if log else None,
             overrides={"lmstudio": base_url} if base_url else {},
             tokens={"lmstudio": api_token} if api_token else {},
@@ -147,7 +143,7 @@ class Offloader:
         model = opts.model or request.model  # a ref or alias; the router picks each candidate's id
         if turn is not None and turn.previous_response_id and request.previous_response_id is None:
             request = replace(request, previous_response_id=turn.previous_response_id)
-            model = model or turn.state.model
+            model = model or turn.state.ref
         call = CallOptions(
             model=model,
             task=opts.task,
@@ -161,8 +157,8 @@ class Offloader:
             if isinstance(event, StreamEnd) and inner.routed is not None:
                 holder.routed = inner.routed
                 if turn is not None:
-                    served = f"{inner.routed.candidate.ref.provider}/{event.result.model}"
-                    turn.commit(event.result.response_id, served)
+                    served = event.result.model or inner.routed.candidate.ref.model
+                    turn.commit(event.result.response_id, served, inner.routed.candidate.ref.provider)
                 if before is not None:
                     await self._unload_if_new(inner.routed, before)
             yield event

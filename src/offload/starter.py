@@ -85,6 +85,20 @@ _OFFLOAD = """\
     // ledger: { storeText: false },                         // keep prompts/answers in the usage ledger
     // tasks: { extract: { model: { primary: "lmstudio/auto", fallbacks: ["anthropic/claude-haiku-4-5"] },
     //                     gate: "checks", onFail: "escalate" } },
+    // offload serve: which chain each request takes ("passthrough" = the model the client asked
+    // for, forwarded unchanged to the provider that owns it). Client model names win over scenarios.
+    gateway: {
+      models: { "claude-haiku-4-5": { primary: "lmstudio/auto", fallbacks: ["passthrough"] } },
+      scenarios: {
+        background: { primary: "lmstudio/auto", fallbacks: [{fallback}] },  // haiku names, Codex subagents
+        think: "passthrough",           // thinking / reasoning requested
+        longContext: "passthrough",     // prompts over longContextThreshold tokens
+        tools: "passthrough",           // requests carrying tools (small local models are weak at them)
+        default: "passthrough",
+      },
+      longContextThreshold: 60000,
+      localMaxTokens: 8192,             // max_tokens is clamped to this for local models
+    },
   },
 }
 """
@@ -99,5 +113,7 @@ def starter(layout: str) -> str:
         _HEADER.format(layout=layout)
         + _PROVIDERS.replace("{hosted}", hosted)
         + _CHAINS[layout]
-        + _OFFLOAD.replace("{local_only}", "true" if layout == "local-only" else "false")
+        + _OFFLOAD.replace("{local_only}", "true" if layout == "local-only" else "false").replace(
+            "{fallback}", '"embedded/auto"' if layout == "local-only" else '"passthrough"'
+        )
     )

@@ -13,17 +13,42 @@ from typing import Any, Literal
 
 from offload.constants import REASONING_LEVELS, ReasoningLevel
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 __all__ = ["REASONING_LEVELS", "ReasoningLevel"]
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool the model may call. ``parameters`` is a JSON schema; ``custom`` tools take free text."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    custom: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model made: ``arguments`` is JSON text (free text for a custom tool)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """One chat turn. ``images`` holds ``data:`` URLs attached to a user turn."""
+    """One chat turn. ``images`` holds ``data:`` URLs attached to a user turn.
+
+    An assistant turn may carry ``tool_calls``; a ``tool`` turn is the result of the call named
+    by ``tool_call_id``.
+    """
 
     role: Role
     content: str
     images: tuple[str, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -54,6 +79,9 @@ class ChatRequest:
     previous_response_id: str | None = None
     store: bool = True
     response_format: JsonSchema | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str | None = None
+    """``auto``, ``none``, ``required``, or the name of the one tool the model must call."""
 
     @classmethod
     def from_prompt(
@@ -169,6 +197,7 @@ class ChatResult:
     timings: Timings = field(default_factory=Timings)
     server: str | None = None
     """The server that answered, when a provider spreads requests over several (batch runs)."""
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (the shape ``--json`` prints)."""
@@ -212,6 +241,16 @@ class ReasoningDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call: the first piece of call ``index`` carries ``id`` and ``name``."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Progress:
     """Model-load or prompt-processing progress, ``fraction`` in 0..1."""
 
@@ -227,7 +266,7 @@ class StreamEnd:
     result: ChatResult
 
 
-StreamEvent = TextDelta | ReasoningDelta | Progress | StreamEnd
+StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Progress | StreamEnd
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -324,3 +363,5 @@ class LoadResult:
     status: str = "loaded"
     already_loaded: bool = False
     config: Mapping[str, Any] = field(default_factory=dict)
+    note: str | None = None
+    """What was done to make the load fit in memory (unloads, a smaller variant), if anything."""

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from offload.batching.inputs import Format, InputProblem, Item, check_paths, read_input
 from offload.batching.jobs import Job, fingerprint, make_job, typical_need
-from offload.batching.output import OutputLog, Resume
+from offload.batching.output import OutputFailed, OutputLog, Resume
 from offload.batching.progress import Tally
 from offload.batching.rows import ItemResult, error_row, result_row
 from offload.errors import OffloadError
@@ -201,7 +201,7 @@ class Batch:
             self.resume = self.output.open()
         try:
             for note in self.resume.notes:
-                self.note(f"offload: {self.output.path if self.output else 'output'}: {note}")
+                self.note(f"offload: {self.output.name if self.output else 'output'}: {note}")
             todo = [item for item in inputs.items if item.key not in self.resume.done]
             self.tally.skipped = self.tally.total - len(todo)
             keys = {item.key for item in inputs.items}
@@ -349,6 +349,15 @@ class Batch:
             self._pending.clear()
             results.put_nowait(None)
 
+    def _stop(self, error: OffloadError) -> None:
+        """End the run with ``error`` (the first one wins); what is in flight is cancelled."""
+        if self.aborted is None:
+            self.aborted = error
+            self._stopping = True
+        if isinstance(error, OutputFailed):
+            for task in self._pending:
+                task.cancel()
+
     def _deferred(
         self, outcome: _Deferred, requeued: dict[str, int], later: list[tuple[float, Item]], now: float
     ) -> None:
@@ -358,9 +367,7 @@ class Batch:
         requeued[key] = requeued.get(key, 0) + 1
         stalled = time.monotonic() - self._progress >= self.spec.patience
         if self._env_streak >= STALL_STREAK and stalled:
-            if self.aborted is None:
-                self.aborted = outcome.error
-                self._stopping = True
+            self._stop(outcome.error)
             return
         wait = min(RETRY_LATER_CAP, RETRY_LATER * 2 ** (requeued[key] - 1))
         later.append((now + wait, outcome.item))
@@ -401,9 +408,16 @@ class Batch:
         result: TaskResult | None = None,
         error: OffloadError | None = None,
     ) -> ItemResult:
-        """Write the line (the commit point), count it, and hand it on. No ``await`` here."""
+        """Write the line (the commit point), count it, and hand it on. No ``await`` here.
+
+        When the line cannot be written (disk full) the run stops with that error, unwritten.
+        """
         if self.output is not None:
-            self.output.append(row)
+            try:
+                self.output.append(row)
+            except OutputFailed as exc:
+                self._stop(exc)
+                return ItemResult(item.id, row, result, exc)
         self.tally.add(row)
         self._env_streak = 0
         self._progress = time.monotonic()

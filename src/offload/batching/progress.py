@@ -177,9 +177,11 @@ class ProgressBar:
             self._shown = False
 
     def note(self, message: str) -> None:
-        """Print a line above the bar."""
+        """Print a line above the bar (secrets masked)."""
+        from offload import redact
+
         self._clear()
-        self.stream.write(message + "\n")
+        self.stream.write(redact.text(message) + "\n")
         if self._task is not None:
             self._draw()
         else:

@@ -65,14 +65,16 @@ def result_row(item: Item, result: TaskResult, seconds: float) -> dict[str, Any]
 
 
 def error_row(item: Item, kind: str, message: str, remedy: str | None, seconds: float) -> dict[str, Any]:
-    """The output line of a failed item."""
+    """The output line of a failed item (secrets in the message masked by ``offload.redact``)."""
+    from offload import redact
+
     return {
         "id": item.id,
         "output": None,
         "model": None,
         "tokens": {"input": 0, "output": 0},
         "seconds": round(seconds, 3),
-        "error": {"kind": kind, "message": message, "remedy": remedy},
+        "error": {"kind": kind, "message": redact.text(message), "remedy": redact.text(remedy or "") or None},
     }
 
 

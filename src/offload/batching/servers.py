@@ -284,14 +284,14 @@ async def _slots(ep: Endpoint, cand: Candidate, key: str | None) -> tuple[int, s
             count = _parallel(await ep.provider.models(), key)
             return (count, "LM Studio parallel") if count else None
         return None
-    import httpx
+    from offload.http import Timeouts, make_client
 
     root = ep.url.rstrip("/")
     root = root[:-3] if root.endswith("/v1") else root
     headers = dict(cand.provider.headers)
     if cand.provider.api_key:
         headers["Authorization"] = f"Bearer {cand.provider.api_key}"
-    async with httpx.AsyncClient(base_url=root, headers=headers, timeout=5.0) as client:
+    async with make_client(root, headers=headers, timeout=Timeouts(5.0, 5.0)) as client:
         slots = await _get_json(client, "/slots")
         if isinstance(slots, list) and slots:
             return len(slots), "llama.cpp /slots"
@@ -312,7 +312,7 @@ async def _slots(ep: Endpoint, cand: Candidate, key: str | None) -> tuple[int, s
 
 async def _get_json(client: Any, path: str) -> Any:
     try:
-        response = await client.get(path)
+        response = await client.request("GET", path)
     except Exception:
         return None
     if response.status_code != 200:

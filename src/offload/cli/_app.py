@@ -7,7 +7,9 @@ here and nowhere else. Heavy modules are imported inside commands so ``offload -
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -55,6 +57,16 @@ class OffloadGroup(click.Group):
         except KeyboardInterrupt:
             fail("interrupted")
             ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except BrokenPipeError:
+            quiet_broken_pipe()
+            ctx.exit(0)
+        except Exception as exc:
+            if os.environ.get("OFFLOAD_DEBUG"):
+                raise
+            fail(unexpected(exc))
+            ctx.exit(1)
 
 
 @click.group(cls=OffloadGroup, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,11 +98,14 @@ def current_config() -> Config:
 
 def lmstudio_address(base_url: str | None, api_token: str | None) -> tuple[str, str | None]:
     """LM Studio's URL and token: flag > config file > environment > default."""
+    from offload import redact
     from offload.settings import lmstudio_token, lmstudio_url
 
     provider = current_config().providers.get("lmstudio")
     url = base_url or (provider.base_url if provider else None)
     token = api_token or (provider.api_key if provider else None)
+    redact.register(token)
+    redact.register_url(url)
     return lmstudio_url(url), lmstudio_token(token)
 
 
@@ -98,7 +113,7 @@ def server_options(fn: F) -> F:
     """Add ``--base-url``, ``--api-token`` (LM Studio address and token) and ``--timeout``."""
     fn = click.option(
         "--timeout",
-        type=click.FloatRange(min=0.1),
+        type=FiniteFloatRange(min=0.1),
         metavar="SECONDS",
         help="Read timeout per request (default 600: first calls may load a model).",
     )(fn)
@@ -119,21 +134,85 @@ def json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(fn)
 
 
+def unexpected(exc: BaseException) -> str:
+    """One line for an exception no command turned into an ``OffloadError``."""
+    import sqlite3
+
+    if isinstance(exc, BrokenPipeError):
+        return "the output pipe was closed"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}\n  → check free space and permissions there"
+    if isinstance(exc, sqlite3.DatabaseError):
+        return f"the usage ledger cannot be used ({exc})\n  → see `offload stats` for how to recover"
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to process"
+    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return (
+        f"unexpected {type(exc).__name__}{': ' + detail if detail else ''}\n"
+        "  → please report it; run with OFFLOAD_DEBUG=1 to see the traceback"
+    )
+
+
+def quiet_broken_pipe() -> None:
+    """The reader of stdout went away (``| head``): stop writing without a second error at exit."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A ``FloatRange`` that also refuses ``nan`` and ``inf``."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Convert, then reject values that are not finite numbers."""
+        import math
+
+        number = super().convert(value, param, ctx)
+        if isinstance(number, float) and not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from a command."""
+    """Run a coroutine to completion from a command, saying on stderr when a keep-warm load
+    runs first ("loading model …"; ``offload load`` and streams show their own progress)."""
     import asyncio
 
-    return asyncio.run(coro)
+    from offload import loading
+
+    async def main() -> T:
+        if not os.environ.get("OFFLOAD_DEBUG"):
+            asyncio.get_running_loop().set_exception_handler(quiet_finalizers)
+        return await coro
+
+    stop = loading.subscribe(lambda e: note(e.describe()) if e.how == "keep-warm" else None)
+    try:
+        return asyncio.run(main())
+    finally:
+        stop()
+
+
+def quiet_finalizers(loop: Any, context: dict[str, Any]) -> None:
+    """Drop the event loop's reports about closing abandoned async generators at exit (a stream
+    left early, e.g. after an error or ``| head``): the command already said what happened."""
+    if "asynchronous generator" in str(context.get("message", "")):
+        return
+    loop.default_exception_handler(context)
 
 
 def fail(message: str) -> None:
-    """Print an error message on stderr."""
-    click.echo(f"error: {message}", err=True)
+    """Print an error message on stderr (secrets masked)."""
+    from offload import redact
+
+    click.echo(f"error: {redact.text(message)}", err=True)
 
 
 def note(message: str) -> None:
-    """Print a notice on stderr (never mixed into stdout answers)."""
-    click.echo(message, err=True)
+    """Print a notice on stderr (never mixed into stdout answers; secrets masked)."""
+    from offload import redact
+
+    click.echo(redact.text(message), err=True)
 
 
 def print_json(value: Any) -> None:

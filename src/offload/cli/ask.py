@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from offload.cli._app import (
+    FiniteFloatRange,
     cli,
     current_config,
     json_option,
@@ -19,7 +21,7 @@ from offload.cli._app import (
     stderr_is_tty,
 )
 from offload.constants import REASONING_LEVELS
-from offload.errors import InputError
+from offload.errors import BadResponse, InputError
 
 if TYPE_CHECKING:
     from offload.errors import ProviderError
@@ -41,7 +43,21 @@ def read_prompt(text: str | None) -> str:
     if text is None or text == "-":
         if sys.stdin.isatty() and text is None:
             raise click.UsageError("give the prompt as TEXT, @FILE, or on stdin")
-        return sys.stdin.read()
+        data = sys.stdin.buffer.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"stdin is not UTF-8 text (invalid byte at offset {exc.start})",
+                remedy="convert it first, e.g. iconv -f latin1 -t utf-8, or pass a UTF-8 @FILE",
+            ) from exc
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"the TEXT argument is not valid UTF-8 (at character {exc.start})",
+            remedy="pass the text in a UTF-8 file as @FILE or on stdin",
+        ) from exc
     return text
 
 
@@ -59,6 +75,14 @@ def image_url(path: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
+async def abandon(events: Any) -> None:
+    """Stop reading an event stream early and close it (its HTTP response and lock with it)."""
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()
+
+
 def on_retry(exc: ProviderError, attempt: int, wait: float) -> None:
     """Say on stderr that a transient failure is being retried."""
     note(f"offload: {exc.short()} — retry {attempt} in {wait:.1f}s")
@@ -73,6 +97,8 @@ class Printer:
         self.tty = stderr_is_tty()
         self.stage: str | None = None
         self.wrote = False
+        self.closed = False
+        """True once stdout's reader has gone away."""
 
     def __call__(self, event: StreamEvent) -> None:
         from offload.types import Progress, ReasoningDelta, TextDelta
@@ -81,9 +107,12 @@ class Printer:
             self.progress(event)
         elif isinstance(event, ReasoningDelta) and self.show_reasoning and self.live:
             click.secho(event.text, err=True, nl=False, dim=True)
-        elif isinstance(event, TextDelta) and self.live:
-            click.echo(event.text, nl=False)
-            sys.stdout.flush()
+        elif isinstance(event, TextDelta) and self.live and not self.closed:
+            try:
+                click.echo(event.text, nl=False)
+                sys.stdout.flush()
+            except BrokenPipeError:  # the reader went away (``| head -1``): stop printing
+                self.closed = True
             self.wrote = True
 
     def progress(self, event: Any) -> None:
@@ -139,8 +168,8 @@ def routed_json(routed: Routed, conversation: str | None) -> dict[str, Any]:
 @click.option(
     "-s", "--system", metavar="PROMPT", help="System prompt (sent on a conversation's first turn only)."
 )
-@click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
-@click.option("--top-p", type=click.FloatRange(0, 1), help="Nucleus sampling.")
+@click.option("--temperature", type=FiniteFloatRange(0, 2), help="Sampling temperature.")
+@click.option("--top-p", type=FiniteFloatRange(0, 1), help="Nucleus sampling.")
 @click.option("--max-output-tokens", type=click.IntRange(min=1), help="Cap on answer length.")
 @click.option("--reasoning", type=click.Choice(REASONING_LEVELS), help="Reasoning effort (model-dependent).")
 @click.option(
@@ -240,7 +269,13 @@ def ask_cmd(
                 return await off.ask(prompt, **options)
             async for event in events:
                 printer(event)
-            assert events.routed is not None
+                if printer.closed:
+                    break
+            if printer.closed:
+                await abandon(events.events)
+                raise BrokenPipeError("stdout was closed")
+            if events.routed is None:
+                raise BadResponse("the stream ended without an answer", remedy="retry without --stream")
             return events.routed
 
     routed = run(go())

@@ -7,6 +7,7 @@ as an empty ledger. The ledger itself lives in ``offload.ledger``, the HTML page
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from offload.cli._app import cli, json_option, note, print_json, table
 if TYPE_CHECKING:
     from offload.ledger.report import Bucket, CallRow, Summary
 
+MAX_LIMIT = 10**9
 WHEN_HELP = "a span like 7d, 24h, 30m, or a date/time like 2026-11-01 or 2026-11-01T09:00"
 
 
@@ -29,20 +31,43 @@ WHEN_HELP = "a span like 7d, 24h, 30m, or a date/time like 2026-11-01 or 2026-11
     type=click.Path(dir_okay=False, writable=True),
     help="Write the report as one self-contained HTML page to PATH and print the path.",
 )
+@click.option(
+    "--what-if",
+    "what_if_chain",
+    metavar="CHAIN",
+    help="Re-price the answered calls as if CHAIN (comma-separated refs) had served them.",
+)
+@click.option("--task", metavar="NAME", help="With --what-if: only this task's calls.")
+@click.option(
+    "--local-share",
+    type=click.FloatRange(0, 1),
+    help="With --what-if: share of calls the chain's local primary keeps (default: from the ledger).",
+)
 @json_option
-def stats_cmd(since: str | None, until: str | None, html_path: str | None, as_json: bool) -> None:
+def stats_cmd(
+    since: str | None,
+    until: str | None,
+    html_path: str | None,
+    as_json: bool,
+    what_if_chain: str | None = None,
+    task: str | None = None,
+    local_share: float | None = None,
+) -> None:
     """What offload spent and saved: totals, then by day, by task and by model."""
     from offload.ledger import Ledger, parse_when
 
     start = parse_when(since) if since else None
     end = parse_when(until) if until else None
+    if what_if_chain:
+        _what_if(what_if_chain, task, start, local_share, as_json)
+        return
     with Ledger.open_readonly() as reader:
         summary = reader.summary(start, end)
     if html_path:
         from offload.ledger.html import render_html
 
         path = Path(html_path).expanduser()
-        path.write_text(render_html(summary), encoding="utf-8")
+        write_report(path, render_html(summary))
         if as_json:
             print_json(summary.to_dict())
             note(f"wrote {path}")
@@ -56,7 +81,12 @@ def stats_cmd(since: str | None, until: str | None, html_path: str | None, as_js
 
 @cli.command("log")
 @click.option(
-    "--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="How many calls to show."
+    "--limit",
+    "-n",
+    type=click.IntRange(min=1, max=MAX_LIMIT),
+    default=20,
+    show_default=True,
+    help="How many calls to show.",
 )
 @click.option("--task", metavar="T", help="Only calls made for task T.")
 @click.option("--model", metavar="M", help="Only calls to model M (provider/model or the model id).")
@@ -76,6 +106,26 @@ def log_cmd(limit: int, task: str | None, model: str | None, outcome: str | None
         note("no calls match" if (task or model or outcome) else "no calls recorded yet")
     else:
         click.echo(log_text(rows))
+
+
+def write_report(path: Path, html: str) -> None:
+    """Write the HTML report; a bad path is an input error, a full or failing disk an error."""
+    from offload.errors import InputError, OffloadError
+
+    try:
+        path.write_text(html, encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        raise InputError(
+            f"cannot write the report to {path}: {exc.strerror or exc}",
+            remedy="give --html a path in an existing, writable folder",
+        ) from exc
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()  # no half-written page left behind
+        raise OffloadError(
+            f"cannot write the report to {path}: {exc.strerror or exc}",
+            remedy="free some space or write it elsewhere",
+        ) from exc
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -104,6 +154,10 @@ def stats_text(summary: Summary) -> str:
         "By model",
         table(*model_rows(summary.by_model)),
     ]
+    if summary.by_client:
+        headers, rows = task_rows(summary.by_client)
+        lines += ["", "Gateway by client (offload serve; scenarios are the gateway/* tasks)"]
+        lines.append(table(["CLIENT", *headers[1:]], rows))
     hint = baseline_hint(summary)
     if hint:
         lines += ["", hint]
@@ -229,3 +283,35 @@ def log_text(rows: list[CallRow]) -> str:
             ]
         )
     return table(headers, body)
+
+
+def _what_if(chain: str, task: str | None, since: float | None, share: float | None, as_json: bool) -> None:
+    from offload.cli._app import current_config
+    from offload.ledger import Ledger
+    from offload.ledger.whatif import what_if
+
+    refs = [ref.strip() for ref in chain.split(",") if ref.strip()]
+    with Ledger.open_readonly() as reader:
+        rows = reader.answered(task, since)
+    result = what_if(current_config(), refs, rows, task=task, local_share=share)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    from offload.ledger.format import count, money
+    from offload.ledger.rows import usd
+
+    scope = f"{result.task} calls" if result.task else "calls"
+    diff = result.difference
+    verdict = f"{money(-diff)} less" if diff < 0 else f"{money(diff)} more"
+    click.echo(
+        f"what if {' → '.join(result.chain)} had served {count(result.calls)} answered {scope} "
+        f"({count(result.input_tokens)} tokens in, {count(result.output_tokens)} out):"
+    )
+    click.echo(f"  actual spend   {money(usd(result.actual_nusd))}")
+    click.echo(
+        f"  what-if spend  {money(usd(result.what_if_nusd))}  "
+        f"({result.local_share * 100:.0f}% local, the rest at {result.priced_at or 'no hosted model'})"
+    )
+    click.echo(f"  difference     {verdict}")
+    for line in result.notes:
+        note(f"note: {line}")

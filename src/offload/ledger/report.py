@@ -15,18 +15,51 @@ from __future__ import annotations
 import sqlite3
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from offload.errors import LedgerUnreadable
 from offload.ledger.results import Bucket, CallRow, Summary
 from offload.ledger.rows import usd
 from offload.ledger.schema import connect, migrate, pending
 
-__all__ = ["Bucket", "CallRow", "LedgerReader", "Summary"]
+__all__ = ["Bucket", "CallRow", "LedgerReader", "LedgerUnreadable", "Summary"]
+
+MAX_ROWS = 2**63 - 1
+"""SQLite's largest integer: a bigger ``limit`` means "all rows"."""
 
 MODEL_KEY = "provider || '/' || model"
-GROUPS = {"day": "day", "task": "task", "model": MODEL_KEY}
+GROUPS = {"day": "day", "task": "task", "model": MODEL_KEY, "client": "client"}
+
+
+@contextmanager
+def reading(path: Path | None) -> Iterator[None]:
+    """Turn SQLite and OS errors met while reading ``path`` into one ``LedgerUnreadable``."""
+    try:
+        yield
+    except (sqlite3.DatabaseError, OSError) as exc:
+        raise unreadable(path, exc) from exc
+
+
+def unreadable(path: Path | None, exc: BaseException) -> LedgerUnreadable:
+    """What is wrong with the ledger at ``path`` and how to get going again."""
+    where = str(path) if path else "the usage ledger"
+    text = str(exc).lower()
+    damaged = "malformed" in text or "not a database" in text or "no such" in text
+    if not damaged:
+        return LedgerUnreadable(
+            f"cannot use the usage ledger {where}: {getattr(exc, 'strerror', None) or exc}",
+            remedy="check free space and that the file and its folder are readable and writable",
+        )
+    return LedgerUnreadable(
+        f"the usage ledger {where} is damaged ({exc})",
+        remedy=(
+            f"move it aside: mv {where} {where}.damaged — offload starts a new one on the next call; "
+            f"to salvage rows: sqlite3 {where}.damaged .recover | sqlite3 {where}"
+        ),
+    )
 
 
 class LedgerReader:
@@ -38,24 +71,28 @@ class LedgerReader:
 
     @classmethod
     def open(cls, path: Path) -> LedgerReader:
-        """Open ``path`` read-only, bringing an older schema up to date first."""
+        """Open ``path`` read-only, bringing an older schema up to date first.
+
+        A damaged or unusable file raises ``LedgerUnreadable`` saying how to recover.
+        """
         if not path.exists():
             conn = sqlite3.connect(":memory:", isolation_level=None)
             migrate(conn)
             return cls(conn, path)
-        conn = connect(path, readonly=True)
-        try:
-            if pending(conn):
+        with reading(path):
+            conn = connect(path, readonly=True)
+            try:
+                if pending(conn):
+                    conn.close()
+                    writer = connect(path)
+                    try:
+                        migrate(writer)
+                    finally:
+                        writer.close()
+                    conn = connect(path, readonly=True)
+            except BaseException:
                 conn.close()
-                writer = connect(path)
-                try:
-                    migrate(writer)
-                finally:
-                    writer.close()
-                conn = connect(path, readonly=True)
-        except BaseException:
-            conn.close()
-            raise
+                raise
         return cls(conn, path)
 
     def close(self) -> None:
@@ -72,14 +109,20 @@ class LedgerReader:
 
     def summary(self, since: float | None = None, until: float | None = None) -> Summary:
         """Totals and breakdowns for calls with ``since <= ts < until``."""
+        with reading(self.path):
+            return self._summary(since, until)
+
+    def _summary(self, since: float | None, until: float | None) -> Summary:
         where, args = _window(since, until)
         totals = self._buckets(None, where, args)
         first, last = self._conn.execute(f"SELECT MIN(ts), MAX(ts) FROM calls {where}", args).fetchone()
+        gateway = f"{where} AND client IS NOT NULL" if where else "WHERE client IS NOT NULL"
         return Summary(
             totals=totals[0] if totals else Bucket(None),
             by_day=tuple(self._buckets("day", where, args)),
             by_task=tuple(self._buckets("task", where, args)),
             by_model=tuple(self._buckets("model", where, args)),
+            by_client=tuple(self._buckets("client", gateway, args)),
             since=since,
             until=until,
             baselines=self._baselines(where, args),
@@ -163,6 +206,12 @@ class LedgerReader:
         since: float | None = None,
     ) -> list[CallRow]:
         """The latest calls, newest first; ``model`` matches ``provider/model`` or the model id."""
+        with reading(self.path):
+            return self._recent(min(limit, MAX_ROWS), task, model, outcome, since)
+
+    def _recent(
+        self, limit: int, task: str | None, model: str | None, outcome: str | None, since: float | None
+    ) -> list[CallRow]:
         where, args = _window(since, None)
         clauses = [where.removeprefix("WHERE ")] if where else []
         if task is not None:
@@ -187,6 +236,18 @@ class LedgerReader:
         """Rows in the ledger."""
         return int(self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
 
+    def answered(
+        self, task: str | None = None, since: float | None = None
+    ) -> list[tuple[bool, int, int, int]]:
+        """``(local, input tokens, output tokens, cost in nano-dollars)`` of every answered call."""
+        where, args = _window(since, None)
+        where = f"{where} AND" if where else "WHERE"
+        sql = f"SELECT local, input_tokens, output_tokens, cost_nusd FROM calls {where} outcome = 'ok'"
+        if task is not None:
+            sql += " AND task = ?"
+            args.append(task)
+        return [(bool(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in self._conn.execute(sql, args)]
+
 
 def _window(since: float | None, until: float | None) -> tuple[str, list[Any]]:
     clauses, args = [], []
@@ -206,6 +267,8 @@ def _ordered(group: str | None, buckets: list[Bucket]) -> list[Bucket]:
 
 
 def _call_row(r: dict[str, Any]) -> CallRow:
+    from offload import redact  # rows written before redaction covered a secret are masked on read
+
     return CallRow(
         id=r["id"],
         ts=r["ts"],
@@ -220,7 +283,7 @@ def _call_row(r: dict[str, Any]) -> CallRow:
         seconds=r["seconds"],
         ttft_seconds=r["ttft_seconds"],
         outcome=r["outcome"],
-        error=r["error"],
+        error=redact.text(r["error"]) if r["error"] else None,
         escalated=bool(r["escalated"]),
         failover=bool(r["failover"]),
         priced=bool(r["priced"]),

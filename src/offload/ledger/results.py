@@ -106,6 +106,8 @@ class Summary:
     by_day: tuple[Bucket, ...] = ()
     by_task: tuple[Bucket, ...] = ()
     by_model: tuple[Bucket, ...] = ()
+    by_client: tuple[Bucket, ...] = ()
+    """Gateway requests (``offload serve``) by the client that sent them."""
     since: float | None = None
     until: float | None = None
     baselines: tuple[str, ...] = ()
@@ -131,6 +133,7 @@ class Summary:
             "by_day": [b.to_dict() for b in self.by_day],
             "by_task": [b.to_dict() for b in self.by_task],
             "by_model": [b.to_dict() for b in self.by_model],
+            "by_client": [b.to_dict() for b in self.by_client],
         }
 
 

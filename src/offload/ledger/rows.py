@@ -10,7 +10,8 @@ Pricing rules (exact: ``Decimal`` arithmetic, stored as whole nano-dollars):
   prices 0) is recorded with cost 0 and ``priced = 0`` so reports can say the spend is a floor.
 
 Prompt and answer text are kept only when ``offload.ledger.storeText`` is on. Error messages
-are our own one-line summaries, cut short and with key-looking strings masked.
+are our own one-line summaries, cut short and masked by ``offload.redact``. No request or
+response headers are ever stored.
 """
 
 from __future__ import annotations
@@ -58,13 +59,12 @@ COLUMNS = (
     "baseline",
     "prompt",
     "answer",
+    "client",
+    "scenario",
 )
 INSERT = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 Row = tuple[Any, ...]
 
-SECRETS = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{6,}|(?i:bearer)\s+[^\s,;]+|(?i:(?:api[_-]?key|token|secret|password)\s*[=:]\s*)[^\s,;&]+)"
-)
 RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -122,24 +122,13 @@ def call_avoided(event: CallEvent, baseline: Baseline | None) -> int:
     return nano_usd(baseline.cost, usage.input_tokens, usage.output_tokens)
 
 
-def mask_secrets(text: str) -> str:
-    """``text`` with key-looking substrings replaced by ``***``."""
-
-    def sub(match: re.Match[str]) -> str:
-        whole = match.group(0)
-        for sep in ("=", ":"):
-            if sep in whole and not whole.lower().startswith(("sk-", "bearer")):
-                return whole.split(sep, 1)[0] + sep + "***"
-        return "Bearer ***" if whole.lower().startswith("bearer") else "***"
-
-    return SECRETS.sub(sub, text)
-
-
 def error_text(event: CallEvent) -> str | None:
     """A short, secret-free line for a failed call."""
     if event.error is None:
         return None
-    text = mask_secrets(event.error.short())
+    from offload import redact
+
+    text = redact.text(event.error.short())
     return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
 
 
@@ -188,6 +177,8 @@ def event_row(event: CallEvent, *, ts: float, baseline: Baseline | None, store_t
         baseline.ref if baseline else None,
         prompt_text(event.request) if store_text else None,
         result.content if store_text and result is not None else None,
+        None,
+        None,
     )
 
 

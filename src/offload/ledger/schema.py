@@ -82,6 +82,25 @@ def m002_calls_usd_view(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m003_gateway_columns(conn: sqlite3.Connection) -> None:
+    """Which client sent a gateway request and which scenario routed it (NULL for other calls)."""
+    conn.execute("ALTER TABLE calls ADD COLUMN client TEXT")
+    conn.execute("ALTER TABLE calls ADD COLUMN scenario TEXT")
+    conn.execute("DROP VIEW calls_usd")
+    conn.execute(
+        """
+        CREATE VIEW calls_usd AS
+        SELECT id, ts, datetime(ts, 'unixepoch') AS utc, day, task, provider, model, local,
+               input_tokens, output_tokens, reasoning_tokens, seconds, ttft_seconds, outcome,
+               error, escalated, failover, priced,
+               cost_nusd / 1e9 AS cost_usd, avoided_nusd / 1e9 AS avoided_usd, baseline,
+               client, scenario
+        FROM calls
+        """
+    )
+
+
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL and busy timeout set."""
     if readonly:

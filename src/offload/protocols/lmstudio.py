@@ -36,6 +36,8 @@ GREETING = "/lmstudio-greeting"
 
 def supports(request: ChatRequest) -> str | None:
     """Why the native chat route cannot carry ``request`` (``None`` when it can)."""
+    if request.tools or any(m.tool_calls or m.role == "tool" for m in request.messages):
+        return "tools or tool calls"
     if any(m.role == "assistant" for m in request.messages):
         return "assistant turns in the request (the native chat keeps history server-side)"
     if sum(1 for m in request.messages if m.role == "user") > 1:

@@ -16,6 +16,13 @@ from typing import Any
 
 from offload.errors import BadResponse, BillingError, ContextOverflow, InvalidRequest, ProviderError
 from offload.protocols.errors import Envelope, ErrorContext, classify, parse_envelope
+from offload.protocols.openai_tools import (
+    ToolCalls,
+    add_tools,
+    message_dict,
+    parse_call_deltas,
+    parse_tool_calls,
+)
 from offload.types import (
     ChatRequest,
     ChatResult,
@@ -27,6 +34,7 @@ from offload.types import (
     StreamEvent,
     TextDelta,
     Timings,
+    ToolCallDelta,
     Usage,
 )
 
@@ -92,8 +100,9 @@ def build_body(
         raise InvalidRequest("the request has no messages")
     body: dict[str, Any] = {
         "model": model,
-        "messages": [{"role": m.role, "content": content_of(m)} for m in request.messages],
+        "messages": [message_dict(m, content_of(m)) for m in request.messages],
     }
+    add_tools(body, request)
     optional = {
         "temperature": request.temperature,
         "top_p": request.top_p,
@@ -187,6 +196,7 @@ def parse_response(data: Any, *, provider: str, model: str = "") -> ChatResult:
         finish_reason=str(finish) if finish is not None else None,
         usage=parse_usage(body.get("usage")),
         timings=parse_timings(body.get("timings")),
+        tool_calls=parse_tool_calls(message),
     )
 
 
@@ -207,6 +217,7 @@ def parse_chunk(data: Any) -> list[StreamEvent]:
     text = text_of(delta.get("content")) or text_of(delta.get("refusal"))
     if text:
         events.append(TextDelta(text))
+    events += parse_call_deltas(delta)
     return events
 
 
@@ -222,6 +233,7 @@ class ChatStream:
         self._usage = Usage()
         self._timings = Timings()
         self._refused = False
+        self._calls = ToolCalls()
 
     def feed(self, event: str, data: Any) -> list[StreamEvent]:
         """Take one SSE event (``event`` is its name, usually empty) and return its deltas."""
@@ -246,6 +258,8 @@ class ChatStream:
                 self._text.append(e.text)
             elif isinstance(e, ReasoningDelta):
                 self._reasoning.append(e.text)
+            elif isinstance(e, ToolCallDelta):
+                self._calls.add(e)
         return events
 
     def result(self) -> ChatResult:
@@ -265,6 +279,7 @@ class ChatStream:
             finish_reason="refusal" if self._refused else self._finish,
             usage=self._usage,
             timings=self._timings,
+            tool_calls=self._calls.calls(),
         )
 
 

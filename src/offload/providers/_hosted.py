@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
-import httpx
-
 from offload.errors import BadResponse, ProviderError
 from offload.http import (
     RequestLog,
+    Response,
     SseEvent,
+    Timeouts,
     iter_sse,
     json_body,
     make_client,
@@ -61,23 +61,20 @@ class HostedHttp:
         classify: Classifier,
         auth_remedy: str,
         headers: Mapping[str, str] | None = None,
-        timeout: httpx.Timeout | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: Timeouts | None = None,
         log: RequestLog | None = None,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._classify = classify
         self._auth_remedy = auth_remedy
-        self.client = make_client(
-            self.base_url, headers=headers, timeout=timeout, transport=transport, log=log
-        )
+        self.client = make_client(self.base_url, headers=headers, timeout=timeout, log=log)
 
     def ctx(self, model: str | None = None) -> ErrorContext:
         """Where an error happened, for messages and remedies."""
         return ErrorContext(self.name, self.base_url, model, auth_remedy=self._auth_remedy)
 
-    def error(self, response: httpx.Response, data: Any, model: str | None) -> ProviderError:
+    def error(self, response: Response, data: Any, model: str | None) -> ProviderError:
         """The mapped error for a failed response whose body has been read."""
         retry_after = retry_after_seconds(response.headers)
         return self._classify(response.status_code, data, self.ctx(model), retry_after=retry_after)
@@ -110,10 +107,10 @@ class HostedHttp:
                 if response.status_code >= 400 or "event-stream" not in response.headers.get(
                     "content-type", ""
                 ):
-                    await response.aread()
-                    data = json_body(response)
-                    if response.status_code >= 400 or error_in_ok_body(data, expect):
-                        raise self.error(response, data, model)
+                    whole = await response.aread()
+                    data = json_body(whole)
+                    if whole.status_code >= 400 or error_in_ok_body(data, expect):
+                        raise self.error(whole, data, model)
                     yield SseEvent(FULL_BODY, data)
                     return
                 async for sse in iter_sse(response):

@@ -12,10 +12,8 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpx
-
 from offload.errors import InvalidRequest
-from offload.http import RequestLog, is_local_url
+from offload.http import RequestLog, Timeouts, is_local_url
 from offload.protocols import anthropic_messages as wire
 from offload.providers._hosted import HostedHttp, stream_result, with_timings
 from offload.types import ChatRequest, ChatResult, ModelInfo, StreamEvent
@@ -42,8 +40,7 @@ class AnthropicProvider:
         name: str = "anthropic",
         local: bool | None = None,
         headers: Mapping[str, str] | None = None,
-        timeout: httpx.Timeout | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: Timeouts | None = None,
         log: RequestLog | None = None,
     ) -> None:
         self.name = name
@@ -59,7 +56,6 @@ class AnthropicProvider:
             auth_remedy=f"check the API key configured for provider {name!r} (sent as x-api-key)",
             headers=all_headers,
             timeout=timeout,
-            transport=transport,
             log=log,
         )
 

@@ -13,10 +13,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Literal
 
-import httpx
-
 from offload.errors import ConfigError, InvalidRequest
-from offload.http import RequestLog, is_local_url
+from offload.http import RequestLog, Timeouts, is_local_url
 from offload.protocols import openai_chat, openai_responses
 from offload.providers._hosted import Accumulator, HostedHttp, stream_result, with_timings
 from offload.types import ChatRequest, ChatResult, ModelInfo, StreamEvent
@@ -37,10 +35,10 @@ class OpenAIProvider:
         name: str = "openai",
         local: bool | None = None,
         headers: Mapping[str, str] | None = None,
-        timeout: httpx.Timeout | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: Timeouts | None = None,
         log: RequestLog | None = None,
         max_tokens_field: str = "max_tokens",
+        routing: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if api not in APIS:
             raise ConfigError(f"provider {name!r}: api must be one of {', '.join(APIS)}, not {api!r}")
@@ -49,6 +47,8 @@ class OpenAIProvider:
         self.base_url = base_url.rstrip("/")
         self.local = is_local_url(self.base_url) if local is None else local
         self.max_tokens_field = max_tokens_field
+        self.routing = dict(routing or {})
+        """OpenRouter provider preferences per model id, sent as the body's ``provider``."""
         all_headers = dict(headers or {})
         if api_key:
             all_headers["Authorization"] = f"Bearer {api_key}"
@@ -59,7 +59,6 @@ class OpenAIProvider:
             auth_remedy=f"check the API key configured for provider {name!r} (sent as a bearer token)",
             headers=all_headers,
             timeout=timeout,
-            transport=transport,
             log=log,
         )
 
@@ -87,10 +86,14 @@ class OpenAIProvider:
         if not request.model:
             raise InvalidRequest(f"provider {self.name!r} needs request.model; choose a model first")
         if self.api == "openai-completions":
-            return openai_chat.build_body(
+            body = openai_chat.build_body(
                 request, model=request.model, stream=stream, max_tokens_field=self.max_tokens_field
             )
-        return openai_responses.build_body(request, model=request.model, stream=stream)
+        else:
+            body = openai_responses.build_body(request, model=request.model, stream=stream)
+        if request.model in self.routing:
+            body["provider"] = dict(self.routing[request.model])
+        return body
 
     def _parse(self, data: Any, model: str) -> ChatResult:
         parse: Callable[..., ChatResult] = (

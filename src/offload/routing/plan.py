@@ -126,11 +126,8 @@ def candidates(config: Config, options: CallOptions | None = None) -> list[Candi
 
 
 def local_only(config: Config, options: CallOptions) -> bool:
-    """Call flag > task setting > global setting."""
-    if options.local_only is not None:
-        return options.local_only
-    task = config.task(options.task).local_only
-    return task if task is not None else config.settings.local_only
+    """Local-only is a floor: the global setting, a task or a call can turn it on; none turns it off."""
+    return bool(config.settings.local_only or config.task(options.task).local_only or options.local_only)
 
 
 class Skip(Enum):

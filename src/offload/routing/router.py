@@ -48,7 +48,15 @@ from offload.routing.policy import Action, Situation, decide, ending
 from offload.routing.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
 from offload.routing.selection import Choice, Need, Prefer, choose
 from offload.tokens import DEFAULT_MAX_OUTPUT
-from offload.types import ChatRequest, ChatResult, ReasoningDelta, StreamEnd, StreamEvent, TextDelta
+from offload.types import (
+    ChatRequest,
+    ChatResult,
+    ReasoningDelta,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+)
 
 __all__ = ["CallEvent", "CallOptions", "Candidate", "Observer", "Routed", "RoutedStream", "Router"]
 
@@ -175,9 +183,11 @@ class Router:
             try:
                 bound = await self._bind(cand, request, another)
                 async for event in self._events(cand, bound, live, another):
-                    if isinstance(event, TextDelta | ReasoningDelta):
+                    if isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta):
                         emitted = True
                     if isinstance(event, StreamEnd):
+                        # name the model as configured (llama-server reports its GGUF path)
+                        event = StreamEnd(replace(event.result, model=bound.model or event.result.model))
                         holder.routed = self._succeeded(cand, bound, event.result, started, walk, opts)
                     yield event
                 return

@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 
 from offload.errors import AllCandidatesFailed, ContextOverflow, LocalOnlyRefused, OffloadError
-from offload.tasks import builtin, checks
+from offload.tasks import builtin, checks, progress
 from offload.tasks.runner import RunSettings, TaskResult, TaskRunner
 from offload.tokens import CHARS_PER_TOKEN, estimate_tokens
 
@@ -52,10 +52,12 @@ async def summarize_text(
         )
     parts = split_text(text, max_tokens=part_tokens(window))
     partials: list[TaskResult] = []
-    for part in parts:
+    for number, part in enumerate(parts, 1):
+        progress.report(f"summary: part {number} of {len(parts)} (level {level + 1})")
         budget = max(15, checks.words(part) // 4)
         partials.append(await summarize_text(runner, part, budget, focus, settings, level + 1, window))
     combined = "\n\n".join(p.text for p in partials)
+    progress.report(f"summary: combining {len(parts)} part summaries")
     final = await summarize_text(runner, combined, length, focus, settings, level + 1, window)
     return _merge(final, partials, len(parts))
 

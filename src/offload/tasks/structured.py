@@ -117,18 +117,57 @@ def validate(value: Any, schema: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+_VALID_SCHEMAS: set[str] = set()
+
+
 def check_schema(schema: Any, source: str) -> dict[str, Any]:
-    """Make sure a user-supplied schema is a valid JSON Schema object."""
+    """Make sure a user-supplied schema is a valid JSON Schema object.
+
+    Checking costs milliseconds, so schemas already found valid are remembered (a batch builds
+    the same schema into every item's request).
+    """
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
     if not isinstance(schema, dict):
         raise InputError(f"{source}: a JSON Schema must be an object, got {type(schema).__name__}")
+    key = json.dumps(schema, sort_keys=True, default=repr)
+    if key in _VALID_SCHEMAS:
+        return schema
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise InputError(f"{source}: invalid JSON Schema: {exc.message}") from exc
+    unresolved(schema, source)
+    if len(_VALID_SCHEMAS) < 256:
+        _VALID_SCHEMAS.add(key)
     return schema
+
+
+def unresolved(schema: dict[str, Any], source: str) -> None:
+    """Raise ``InputError`` for the first ``$ref`` that does not resolve inside ``schema``
+    (nothing is fetched: remote references are refused too)."""
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
+    resolver = Registry().with_resource("", DRAFT202012.create_resource(schema)).resolver()
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                try:
+                    resolver.lookup(ref)
+                except Unresolvable as exc:
+                    raise InputError(
+                        f"{source}: $ref {ref!r} does not resolve",
+                        remedy="point it inside the schema (e.g. #/$defs/name); remote refs are not fetched",
+                    ) from exc
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def normalize_label(value: Any, labels: Sequence[str]) -> str | None:

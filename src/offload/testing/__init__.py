@@ -3,7 +3,8 @@ API served over real loopback HTTP, an in-process scripted provider, and a loopb
 
 ``serve``/``start``/``RunningServer`` run any ASGI app on 127.0.0.1. The fakes are imported
 lazily (on first attribute access) so that importing this package stays cheap and does not
-pull in Starlette.
+pull in Starlette. Their server stack (Starlette, uvicorn) comes with the ``testing`` extra:
+``pip install 'offload[testing]'``; without it, importing this package says so.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from offload.testing import _extra  # noqa: F401  (first: fails early when the extra is missing)
 from offload.testing._server import RunningServer, serve, start
 
 if TYPE_CHECKING:

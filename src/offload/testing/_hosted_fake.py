@@ -14,7 +14,7 @@ import json
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 from starlette.requests import Request
@@ -37,6 +37,8 @@ class RecordedRequest:
     query: Mapping[str, str]
     headers: Mapping[str, str]
     body: Any
+    raw: bytes = field(default=b"", repr=False)
+    """The body exactly as received."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +237,7 @@ class HostedFake:
             query=dict(request.query_params),
             headers=redact(dict(request.headers)),
             body=body,
+            raw=raw,
         )
         with self._lock:
             self._requests.append(entry)

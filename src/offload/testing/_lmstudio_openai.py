@@ -2,12 +2,15 @@
 
 Owns the chat-completion bodies and chunks (recorded 0.4.25 shapes: ``reasoning_content``,
 ``tool_calls: []``, ``stats: {}``, ``system_fingerprint``), ``response_format`` json_schema,
-``stop``, ``stream_options.include_usage``, deterministic embeddings, and the helpers the other
-compat families share (message content parsing, conversation splitting, LM Studio-style ids).
+``stop``, ``stream_options.include_usage``, tool calls when ``tool_choice`` forces one (arguments
+filled from the tool's schema; streamed as pieces with ``index``, ``id`` on the first), deterministic
+embeddings, and the helpers the other compat families share (message content parsing,
+conversation splitting, LM Studio-style ids).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import secrets
@@ -24,6 +27,7 @@ from offload.testing._lmstudio_errors import TurnError
 from offload.testing._lmstudio_events import Delta, Event, Finished, Started, TurnPlan, TurnResult
 from offload.testing._lmstudio_http import Call, Handler, JsonKind, check_types, drive, event_stream, sse_data
 from offload.testing._lmstudio_text import FakeMessage
+from offload.testing._schema_fill import fill_schema
 
 EMBEDDING_DIMENSIONS = 768
 CHAT_TYPES: dict[str, tuple[JsonKind, ...]] = {
@@ -107,10 +111,10 @@ def routes(engine: Engine) -> list[tuple[str, str, Handler]]:
         return JSONResponse({"data": data, "object": "list"})
 
     async def chat_completions(call: Call) -> Response:
-        return await _chat_completions(engine, call)
+        return await chat_completions_response(engine, call)
 
     async def embeddings(call: Call) -> Response:
-        return await _embeddings(engine, call)
+        return await embeddings_response(engine, call)
 
     return [
         ("GET", "/v1/models", list_models),
@@ -135,7 +139,8 @@ def _stops(stop: str | list[Any] | None) -> tuple[str, ...]:
     return (stop,) if isinstance(stop, str) else tuple(str(s) for s in stop)
 
 
-async def _chat_completions(engine: Engine, call: Call) -> Response:
+async def chat_completions_response(engine: Engine, call: Call) -> Response:
+    """``POST /v1/chat/completions`` (also behind ``/api/v0/chat/completions``)."""
     body = call.body
     check_types(body, CHAT_TYPES, openai_type_error)
     system, history, user_text, images = split_conversation(parse_messages(body.get("messages")))
@@ -156,16 +161,44 @@ async def _chat_completions(engine: Engine, call: Call) -> Response:
         request=body,
     )
     completion_id, created = lm_id("chatcmpl-"), int(time.time())
+    tool = forced_call(body, user_text)
     events = engine.run(plan)
     try:
         if call.stream:
             head, events = await prestart(events)
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return event_stream(drive(call, events, ChunkStream(completion_id, created, include_usage), head))
+            chunks = ChunkStream(completion_id, created, include_usage, tool)
+            return event_stream(drive(call, events, chunks, head))
         result = await collect(events)
     except TurnError as err:
         raise errors.openai_turn_error(err) from err
-    return JSONResponse(completion_body(result, completion_id, created))
+    whole = completion_body(result, completion_id, created)
+    if tool is not None:
+        choice = whole["choices"][0]
+        choice["message"]["content"] = None
+        choice["message"]["tool_calls"] = [tool]
+        choice["finish_reason"] = "tool_calls"
+    return JSONResponse(whole)
+
+
+def forced_call(body: Mapping[str, Any], user_text: str) -> dict[str, Any] | None:
+    """The call a forced ``tool_choice`` makes: the named tool (or the first, for "required")."""
+    tools = [
+        t for t in body.get("tools") or [] if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    ]
+    choice = body.get("tool_choice")
+    if not tools or choice in (None, "auto", "none"):
+        return None
+    wanted = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+    fn = next((t["function"] for t in tools if wanted in (None, t["function"].get("name"))), None)
+    if fn is None:
+        raise errors.openai_invalid(f"tool_choice names an unknown function {wanted!r}", "tool_choice")
+    arguments = fill_schema(fn.get("parameters") or {"type": "object"}, user_text.split())
+    return {
+        "id": lm_id("call_", 12),
+        "type": "function",
+        "function": {"name": fn.get("name", ""), "arguments": json.dumps(arguments)},
+    }
 
 
 def _usage(result: TurnResult) -> dict[str, Any]:
@@ -202,10 +235,13 @@ def completion_body(result: TurnResult, completion_id: str, created: int) -> dic
 class ChunkStream:
     """Renders engine events as ``chat.completion.chunk`` lines ending with ``data: [DONE]``."""
 
-    def __init__(self, completion_id: str, created: int, include_usage: bool) -> None:
+    def __init__(
+        self, completion_id: str, created: int, include_usage: bool, tool: dict[str, Any] | None = None
+    ) -> None:
         self.completion_id = completion_id
         self.created = created
         self.include_usage = include_usage
+        self.tool = tool
         self.model = ""
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
@@ -226,14 +262,34 @@ class ChunkStream:
         if isinstance(event, Started):
             self.model = event.instance_id
         elif isinstance(event, Delta):
+            if self.tool is not None and event.channel != "reasoning":
+                return []  # a forced call replaces the text
             key = "reasoning_content" if event.channel == "reasoning" else "content"
             return [self._chunk(self._choice({"role": "assistant", key: event.text}))]
         elif isinstance(event, Finished):
-            chunks = [self._chunk(self._choice({}, event.result.finish_reason))]
+            chunks = self._call_chunks() if self.tool is not None else []
+            finish = "tool_calls" if self.tool is not None else event.result.finish_reason
+            chunks.append(self._chunk(self._choice({}, finish)))
             if self.include_usage:
                 chunks.append(self._chunk([], usage=_usage(event.result)))
             return [*chunks, sse_data("[DONE]")]
         return []
+
+    def _call_chunks(self) -> list[bytes]:
+        assert self.tool is not None
+        fn = self.tool["function"]
+        first = {
+            "index": 0,
+            "id": self.tool["id"],
+            "type": "function",
+            "function": {"name": fn["name"], "arguments": ""},
+        }
+        out = [self._chunk(self._choice({"role": "assistant", "tool_calls": [first]}))]
+        text = fn["arguments"]
+        for i in range(0, len(text), 8):
+            piece = {"index": 0, "function": {"arguments": text[i : i + 8]}}
+            out.append(self._chunk(self._choice({"tool_calls": [piece]})))
+        return out
 
     def error(self, err: TurnError) -> list[bytes]:
         return [sse_data({"error": err.message})]
@@ -247,14 +303,15 @@ def embedding_vector(text: str) -> list[float]:
     return [round(v / norm, 6) for v in values]
 
 
-async def _embeddings(engine: Engine, call: Call) -> Response:
+async def embeddings_response(engine: Engine, call: Call) -> Response:
+    """``POST /v1/embeddings`` (also behind ``/api/v0/embeddings``)."""
     value = call.body.get("input")
     inputs = [value] if isinstance(value, str) else value
     if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
         raise errors.openai_invalid("'input' must be a string or a non-empty array of strings", "input")
     target = engine.resolve_embedding(str(call.body.get("model") or ""))
     try:
-        instance = await engine.ensure_instance(target, call.path)
+        instance = await engine.ensure_instance(target, call.path, call.body.get("ttl"))
     except TurnError as err:
         raise errors.openai_turn_error(err) from err
     data = [

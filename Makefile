@@ -1,5 +1,5 @@
 # The two commands of the README. Both set everything up from nothing (see scripts/setup.sh).
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench mutation
 
 # Set up and run a real offload task on a local model (LM Studio if it runs, else the embedded engine).
 demo:
@@ -17,3 +17,7 @@ test:
 
 bench:
 	.venv/bin/python bench/startup.py
+
+# Mutation testing of the modules behind offload's guarantees (minutes; not part of `make test`).
+mutation:
+	.venv/bin/python scripts/mutation.py

@@ -145,3 +145,38 @@ def test_an_explicit_chain_is_resolved_and_deduplicated() -> None:
     assert [c.name for c in chain] == ["cloud/big", "local/small"]
     assert chain[0].model is not None
     assert chain[0].model.context_window == 200000
+
+
+def test_nothing_fits_says_exactly_what_and_what_to_do() -> None:
+    with pytest.raises(ContextOverflow) as info:
+        plan(config(), sized(9000, 1000), CallOptions(model="local/small", fallbacks=False))
+    assert info.value.message == (
+        "the request (~10000 tokens) fits no candidate: "
+        "local/small context window 4096 < ~10000 tokens needed"
+    )
+    assert info.value.remedy is not None
+    assert "--max-output-tokens" in info.value.remedy
+
+
+def test_refused_alone_has_the_plain_remedy() -> None:
+    with pytest.raises(LocalOnlyRefused) as info:
+        plan(config(), sized(10, 10), CallOptions(model="cloud/big", fallbacks=False, local_only=True))
+    assert info.value.remedy == "add a local model to the chain, or drop local-only"
+
+
+def test_a_chain_of_unsupported_apis_says_where_to_fix_it() -> None:
+    with pytest.raises(AllCandidatesFailed) as info:
+        plan(config(), sized(10, 10), CallOptions(chain=("odd/g",)))
+    assert info.value.remedy is not None
+    assert "offload config check" in info.value.remedy
+
+
+def test_a_task_chain_comes_from_the_tasks_settings() -> None:
+    cfg = config(tasks={"classify": {"model": "mid/m"}})
+    assert candidates(cfg, CallOptions(task="classify"))[0].name == "mid/m"
+    assert candidates(cfg, CallOptions())[0].name == "local/small"
+
+
+def test_a_ref_to_an_undeclared_provider_is_a_config_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match="unknown model 'nope/x'"):
+        candidates(config(), CallOptions(chain=("nope/x",)))

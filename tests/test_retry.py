@@ -230,3 +230,80 @@ def test_retry_after_hint_is_capped_by_the_budget() -> None:
 def test_backoff_grows_from_base_and_stops_at_the_cap() -> None:
     policy = RetryPolicy(base=0.5, cap=3.0, jitter=0.0)
     assert [policy.delay(i) for i in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+async def test_a_refused_connection_is_retried_by_default() -> None:
+    clock = Clock()
+    fn, calls = failing([Unreachable("refused", refused=True)])
+    assert await call_with_retry(fn, RetryPolicy(jitter=0.0), sleep=clock.sleep, clock=clock) == "ok"
+    assert calls["n"] == 2
+
+    starts = {"n": 0}
+
+    async def refused_once() -> AsyncIterator[str]:
+        starts["n"] += 1
+        if starts["n"] == 1:
+            raise Unreachable("refused", refused=True)
+        yield "ok"
+
+    got = [
+        e
+        async for e in stream_with_retry(
+            refused_once, RetryPolicy(jitter=0.0), sleep=clock.sleep, clock=clock
+        )
+    ]
+    assert got == ["ok"]
+    assert starts["n"] == 2
+
+
+async def test_on_retry_hears_the_error_the_retry_number_and_the_wait() -> None:
+    clock = Clock()
+    first, second = ServerError("503"), Unreachable("reset")
+    fn, _ = failing([first, second])
+    heard: list[tuple[ProviderError, int, float]] = []
+    policy = RetryPolicy(attempts=3, base=1.0, jitter=0.0)
+    await call_with_retry(fn, policy, sleep=clock.sleep, clock=clock, on_retry=lambda *a: heard.append(a))
+    assert heard == [(first, 1, 1.0), (second, 2, 2.0)]
+
+    errors = [ServerError("503")]
+
+    async def flaky() -> AsyncIterator[str]:
+        if errors:
+            raise errors[0]
+        yield "ok"
+
+    heard.clear()
+
+    def note(exc: ProviderError, n: int, wait: float) -> None:
+        heard.append((exc, n, wait))
+        errors.clear()
+
+    got = [e async for e in stream_with_retry(flaky, policy, sleep=clock.sleep, clock=clock, on_retry=note)]
+    assert got == ["ok"]
+    assert [(type(e), n, w) for e, n, w in heard] == [(ServerError, 1, 1.0)]
+
+
+async def test_the_stream_time_budget_counts_from_the_first_try_on_any_clock() -> None:
+    clock = Clock()
+    clock.now = 5000.0  # a clock that does not start at zero
+    starts = {"n": 0}
+
+    async def limited() -> AsyncIterator[str]:
+        starts["n"] += 1
+        raise RateLimited("429", retry_after=40.0)
+        yield "never"  # pragma: no cover
+
+    with pytest.raises(RateLimited):
+        async for _ in stream_with_retry(
+            limited, RetryPolicy(attempts=5, budget=60.0), sleep=clock.sleep, clock=clock
+        ):
+            pass
+    assert starts["n"] == 2
+
+
+def test_jitter_is_added_as_drawn() -> None:
+    import random
+
+    policy = RetryPolicy(base=1.0, cap=8.0, jitter=0.5)
+    expected = 1.0 + random.Random(7).uniform(-0.5, 0.5)
+    assert policy.delay(0, rng=random.Random(7)) == expected

@@ -15,6 +15,14 @@ answering, auth, no such model) are never written: the item waits (2, 4, 8, 10 s
 again; when they persist — such failures keep coming and no item finished for ``patience``
 seconds — the run stops with that error, and a rerun resumes where it stopped. ``interrupt()``
 (the CLI's Ctrl-C) stops dispatching and cancels the items in flight; none of them is written.
+
+The run sits on top of the caller's router and never changes it: it routes through
+``Router.using`` with its own pool (the fleet's endpoint sets in front of the caller's pool) and
+its own cooldowns, so calls through the same ``Offloader`` during the run are unaffected. One
+layer per concern: a dead server → another server of the provider at once (``EndpointSet``);
+a transient error → the same candidate after a pause (the router's ``RetryPolicy``); an
+unusable candidate → the next one (router failover); an outage longer than that → the item
+later (here). Which error goes where is ``offload.routing.policy``'s call.
 """
 
 from __future__ import annotations
@@ -388,7 +396,7 @@ class Batch:
             message = f"internal error: {type(exc).__name__}: {exc}"
             row = error_row(item, "internal", message, "please report this", time.monotonic() - started)
             return self._commit(item, row, error=OffloadError(message))
-        row = result_row(item, result, time.monotonic() - started, _server(result))
+        row = result_row(item, result, time.monotonic() - started)
         run.cache.put(key, {k: v for k, v in row.items() if k not in ("id", "server", "cached", "seconds")})
         return self._commit(item, row, result=result)
 
@@ -417,11 +425,3 @@ class Batch:
         if self._results_queue is not None:
             self._results_queue.put_nowait(done)
         return done
-
-
-def _server(result: TaskResult) -> str | None:
-    """The server that gave the item's answer (the last successful call's), when known."""
-    for attempt in reversed(result.attempts):
-        if attempt.outcome == "ok":
-            return attempt.address
-    return None

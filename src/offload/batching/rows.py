@@ -42,8 +42,8 @@ class ItemResult:
         return bool(self.row.get("cached"))
 
 
-def result_row(item: Item, result: TaskResult, seconds: float, server: str | None) -> dict[str, Any]:
-    """The output line of a successful item."""
+def result_row(item: Item, result: TaskResult, seconds: float) -> dict[str, Any]:
+    """The output line of a successful item; ``server`` is the one that gave the answer, if known."""
     row: dict[str, Any] = {
         "id": item.id,
         "output": result.output,
@@ -54,7 +54,7 @@ def result_row(item: Item, result: TaskResult, seconds: float, server: str | Non
         "problems": list(result.problems),
         "tokens": {"input": result.usage.input_tokens, "output": result.usage.output_tokens},
         "parts": result.parts,
-        "server": server,
+        "server": server_of(result),
         "cached": False,
         "seconds": round(seconds, 3),
         "error": None,
@@ -76,3 +76,11 @@ def error_row(item: Item, kind: str, message: str, remedy: str | None, seconds: 
         "seconds": round(seconds, 3),
         "error": {"kind": kind, "message": redact.text(message), "remedy": redact.text(remedy or "") or None},
     }
+
+
+def server_of(result: TaskResult) -> str | None:
+    """The server that gave the answer (the last successful call's), when a provider said."""
+    for attempt in reversed(result.attempts):
+        if attempt.outcome == "ok":
+            return attempt.address
+    return None

@@ -119,10 +119,8 @@ def candidates(config: Config, options: CallOptions | None = None) -> list[Candi
         else config.chain(opts.model, opts.task, fallbacks=opts.fallbacks)
     )
     out = []
-    for ref in refs:
-        provider = config.providers.get(ref.provider)
-        if provider is None:
-            raise OffloadError(f"unknown provider {ref.provider!r} in model ref {ref}")
+    for ref in refs:  # resolved refs: their provider is declared (``Config.resolve`` checks)
+        provider = config.providers[ref.provider]
         out.append(Candidate(ref, provider, provider.model(ref.model)))
     return out
 
@@ -191,10 +189,15 @@ def skip_reason(
         return Skip.UNSUPPORTED, f"unsupported api {cand.provider.api!r}"
     if request.previous_response_id and cand.provider.api not in THREAD_APIS:
         return Skip.NO_THREAD, Skip.NO_THREAD.value
-    window = cand.model.context_window if cand.model else None
+    window = window_of(cand)
     if window is not None and needed > window:
         return Skip.TOO_SMALL, f"context window {window} < ~{needed} tokens needed"
     return None
+
+
+def window_of(cand: Candidate) -> int | None:
+    """The candidate's declared context window, if any."""
+    return cand.model.context_window if cand.model else None
 
 
 def nothing_to_run(found: Plan, needed: int) -> OffloadError:
@@ -202,14 +205,14 @@ def nothing_to_run(found: Plan, needed: int) -> OffloadError:
     refused = found.refused
     allowed = [(c, why, text) for c, why, text in found.skipped if why is not Skip.LOCAL_ONLY]
     if allowed and all(why is Skip.TOO_SMALL for _, why, _ in allowed):
-        windows = [c.model.context_window for c, _, _ in allowed if c.model and c.model.context_window]
+        windows = [w for c, _, _ in allowed if (w := window_of(c))]
         hosted = f"; local-only refused {', '.join(refused)}" if refused else ""
         return ContextOverflow(
             f"the request (~{needed} tokens) fits no candidate: "
             + "; ".join(f"{c.name} {text}" for c, _, text in allowed)
             + hosted,
             prompt_tokens=needed,
-            context_length=max(windows, default=0) or None,
+            context_length=max(windows),
             remedy="shorten the input, lower --max-output-tokens, or add a larger-context model",
         )
     if refused:
@@ -243,12 +246,13 @@ def no_fit(
     kinds = [m for m in models if m.is_llm and (m.vision or not need.vision)]
     if not kinds:
         return ModelNotFound(exc.message, remedy=exc.remedy, provider=cand.provider.id, address=address)
-    windows = [(m.loaded_context_length if m.loaded else m.max_context_length) or 0 for m in kinds]
+    # every model left was turned down for its window, so each has one
+    windows = [w for m in kinds if (w := m.loaded_context_length if m.loaded else m.max_context_length)]
     return ContextOverflow(
         exc.message,
         remedy=exc.remedy,
         provider=cand.provider.id,
         address=address,
         prompt_tokens=need.tokens,
-        context_length=max(windows) or None,
+        context_length=max(windows),
     )

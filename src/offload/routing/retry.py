@@ -72,7 +72,7 @@ async def call_with_retry(
         try:
             return await fn()
         except ProviderError as exc:
-            wait = _retry_wait(exc, policy, index, clock() - started, another=another, started=False)
+            wait = _retry_wait(exc, policy, index, clock() - started, another=another)
             if wait is None:
                 raise
             index += 1
@@ -94,7 +94,7 @@ async def stream_with_retry(
     began = clock()
     index = 0
     while True:
-        yielded = False
+        yielded = False  # pragma: no mutate (None ≡ False)
         try:
             async for event in start():
                 yielded = True
@@ -111,7 +111,13 @@ async def stream_with_retry(
 
 
 def _retry_wait(
-    exc: ProviderError, policy: RetryPolicy, index: int, elapsed: float, *, another: bool, started: bool
+    exc: ProviderError,
+    policy: RetryPolicy,
+    index: int,
+    elapsed: float,
+    *,
+    another: bool,
+    started: bool = False,
 ) -> float | None:
     """Seconds to wait before retrying after ``exc`` (retry number ``index``), or ``None``: don't."""
     wait = policy.delay(index, exc.retry_after)

@@ -147,7 +147,7 @@ class Router:
 
     async def chat(self, request: ChatRequest, options: CallOptions | None = None) -> Routed:
         """Answer ``request`` with the first candidate that can."""
-        stream = self.stream(request, options, live=False)
+        stream = self.stream(request, options, live=False)  # pragma: no mutate (None ≡ False)
         async for _ in stream:
             pass
         assert stream.routed is not None
@@ -158,7 +158,7 @@ class Router:
     ) -> RoutedStream:
         """Answer ``request`` as events; failover happens only before content is yielded."""
         opts = options or CallOptions()
-        holder = RoutedStream(_empty())
+        holder = RoutedStream(_empty())  # pragma: no mutate (replaced on the next line)
         holder.events = self._walk(request, opts, holder, live)
         return holder
 
@@ -178,7 +178,7 @@ class Router:
                 walk.failed = True
                 continue
             started = self._clock()
-            emitted = False
+            emitted = False  # pragma: no mutate (None ≡ False)
             bound = request
             try:
                 bound = await self._bind(cand, request, another)

@@ -245,3 +245,72 @@ def test_own_output_still_resumes_end_to_end(fake: LMStudioFake, tmp_path: Path)
     assert run.code == 0, run.err
     assert [r["id"] for r in read_rows(out)] == ["a", "b"]
     assert [body.count(f"b: {TEXT}") for body in asked(fake)] == [1]
+
+
+# --- a full disk, a closed pipe -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 12 KiB tmpfs (needs root and mount rights; skipped with the reason otherwise)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mnt)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except OSError as exc:
+        pytest.skip(f"cannot run mount: {exc}")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30, check=False)
+
+
+def test_a_full_disk_stops_with_one_line_and_the_rerun_resumes_exactly(
+    fake: LMStudioFake, small_disk: Path, tmp_path: Path
+) -> None:
+    ids = [f"item-{k:02d}" for k in range(60)]
+    src = items(tmp_path / "many.jsonl", *ids)
+    out = small_disk / "out.jsonl"
+    run = batch("summarize", str(src), "-o", str(out), "--length", "sentence", "--no-cache")
+    assert run.code == 1, run.err
+    assert "Traceback" not in run.err
+    assert f"cannot write the output {out}: No space left on device" in run.err
+    assert out.read_bytes().endswith(b"\n")
+    written = len(read_rows(out))
+    assert 0 < written < len(ids)
+    grown = subprocess.run(
+        ["mount", "-o", "remount,size=1m", str(small_disk)], capture_output=True, timeout=30, check=False
+    )
+    assert grown.returncode == 0, grown.stderr
+    again = batch("summarize", str(src), "-o", str(out), "--length", "sentence", "-q")
+    assert again.code == 0, again.err
+    got = [r["id"] for r in read_rows(out)]
+    assert sorted(got) == ids
+    assert len(got) == len(set(got))
+
+
+def test_a_reader_that_goes_away_stops_the_stream_without_a_traceback(
+    fake: LMStudioFake, tmp_path: Path
+) -> None:
+    src = items(tmp_path / "many.jsonl", *(f"item-{k:02d}" for k in range(40)))
+    proc = subprocess.Popen(
+        [*OFFLOAD, "batch", "summarize", str(src), "-o", "-", "--length", "sentence", "--no-cache"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    _, err = proc.communicate(timeout=120)
+    assert json.loads(first)["id"].startswith("item-")
+    assert b"Traceback" not in err
+    assert b"cannot write stdout: Broken pipe" in err
+    assert proc.returncode == 1

@@ -314,3 +314,114 @@ def test_a_reader_that_goes_away_stops_the_stream_without_a_traceback(
     assert b"Traceback" not in err
     assert b"cannot write stdout: Broken pipe" in err
     assert proc.returncode == 1
+
+
+# --- resume: each repair alone ---------------------------------------------------------------------
+
+
+def reopen(path: Path, *, retry_failed: bool = False) -> tuple[set[str], list[str]]:
+    """Open and close the output; the ids resume counts as done and its notes."""
+    log = OutputLog(path, retry_failed=retry_failed)
+    resume = log.open()
+    log.close()
+    return resume.done, resume.notes
+
+
+@pytest.mark.parametrize("blank", [b"\n", b"   \t\n", b"\r\n"], ids=["empty", "spaces", "crlf"])
+def test_a_blank_line_does_not_stop_the_resume_scan(tmp_path: Path, blank: bytes) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a") + blank + own_line("b") + own_line("c"))
+    done, notes = reopen(out)
+    assert done == {"a", "b", "c"}
+    assert out.read_bytes() == own_line("a") + own_line("b") + own_line("c")
+    assert notes == ["removed 1 blank line(s)"]
+
+
+def test_repeated_ids_alone_are_rewritten_to_the_first(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a") + own_line("a", "timeout") + own_line("c"))
+    done, notes = reopen(out)
+    assert done == {"a", "c"}
+    assert out.read_bytes() == own_line("a") + own_line("c")
+    assert notes == ["removed 1 repeated id line(s) (the first was kept)"]
+
+
+def test_zeroed_lines_alone_are_cut_and_counted(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a") + b"\x00\x00\n" + own_line("c"))
+    done, notes = reopen(out)
+    assert done == {"a", "c"}
+    assert out.read_bytes() == own_line("a") + own_line("c")
+    assert notes == ["removed 1 unreadable line(s); their items run again"]
+
+
+def test_a_torn_own_line_in_the_middle_is_cut(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a") + b'{"id":"b","output":"hal\n' + own_line("c"))
+    done, _ = reopen(out)
+    assert done == {"a", "c"}
+    assert out.read_bytes() == own_line("a") + own_line("c")
+
+
+def test_retry_failed_alone_rewrites_without_the_failed_lines(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a") + own_line("b", "quality_gate") + own_line("c"))
+    done, notes = reopen(out, retry_failed=True)
+    assert done == {"a", "c"}
+    assert out.read_bytes() == own_line("a") + own_line("c")
+    assert notes == ["removed 1 failed item(s) to run them again (--retry-failed)"]
+
+
+def test_failed_lines_are_kept_and_reported_without_retry_failed(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    data = own_line("a") + own_line("b", "quality_gate")
+    out.write_bytes(data)
+    log = OutputLog(out)
+    resume = log.open()
+    log.close()
+    assert resume.failed == {"b": "quality_gate"}
+    assert resume.done == {"a", "b"}
+    assert resume.notes == []
+    assert out.read_bytes() == data
+
+
+def test_a_clean_output_is_not_rewritten(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a") + own_line("b"))
+    inode = out.stat().st_ino
+    reopen(out)
+    assert out.stat().st_ino == inode
+
+
+def test_a_torn_tail_alone_is_truncated_in_place(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a") + b'{"id":"b","out')
+    inode = out.stat().st_ino
+    done, notes = reopen(out)
+    assert done == {"a"}
+    assert notes == ["dropped a half-written last line (14 bytes)"]
+    assert out.read_bytes() == own_line("a")
+    assert out.stat().st_ino == inode
+
+
+@pytest.mark.parametrize("tail", [b"{", b'{"i', b'{"id":', b"\x00\x00", b'  {"id":"b"'])
+def test_every_start_of_an_own_line_counts_as_a_torn_tail(tail: bytes) -> None:
+    verdict = scan(own_line("a") + tail)
+    assert verdict.foreign is None
+    assert verdict.end == len(own_line("a"))
+
+
+def test_a_complete_own_row_missing_its_newline_is_cut_and_runs_again() -> None:
+    verdict = scan(own_line("a") + own_line("b").rstrip(b"\n"))
+    assert verdict.foreign is None
+    assert verdict.resume.done == {"a"}
+
+
+def test_appends_after_a_repair_go_to_the_repaired_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a") + own_line("a") + b'{"id":"z"')
+    log = OutputLog(out)
+    log.open()
+    log.append(json.loads(own_line("b")))
+    log.close()
+    assert out.read_bytes() == own_line("a") + own_line("b")

@@ -6,15 +6,21 @@ over loopback HTTP; unit tests drive ``OutputLog``, ``scan`` and ``read_input`` 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import json
 import os
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from offload.batching.output import OutputLog, read_rows, scan
+from offload.batching import output
+from offload.batching.output import NotOwn, OutputFailed, OutputLog, encode, read_rows, scan
 from offload.errors import InputError
 from offload.testing import LMStudioFake
 from tests.e2e import OFFLOAD, Run, write_config
@@ -139,9 +145,9 @@ def test_a_complete_foreign_object_without_newline_is_not_cut(tmp_path: Path) ->
     assert out.read_bytes() == data
 
 
-def test_a_foreign_json_array_line_is_named_as_such(tmp_path: Path) -> None:
-    verdict = scan(own_line("a") + b"[1, 2]\n")
-    assert verdict.foreign == "line 2: a JSON list, not an offload result row"
+def test_a_foreign_json_array_line_is_named_as_such() -> None:
+    with pytest.raises(NotOwn, match=r"^line 2: a JSON list, not an offload result row$"):
+        scan(own_line("a") + b"[1, 2]\n")
 
 
 @pytest.mark.parametrize(
@@ -157,7 +163,8 @@ def test_a_foreign_json_array_line_is_named_as_such(tmp_path: Path) -> None:
     ids=["bool-id", "null-id", "tokens-not-object", "error-not-object", "no-error", "no-output"],
 )
 def test_rows_without_offload_s_shape_are_foreign(row: dict[str, object]) -> None:
-    assert scan(json.dumps(row).encode() + b"\n").foreign is not None
+    with pytest.raises(NotOwn, match=r"^line 1: a JSON object without offload's result fields"):
+        scan(json.dumps(row).encode() + b"\n")
 
 
 def test_an_empty_or_blank_file_is_accepted(tmp_path: Path) -> None:
@@ -250,14 +257,13 @@ def test_own_output_still_resumes_end_to_end(fake: LMStudioFake, tmp_path: Path)
 # --- a full disk, a closed pipe -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 12 KiB tmpfs (needs root and mount rights; skipped with the reason otherwise)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
+@contextlib.contextmanager
+def tmpfs(where: Path, options: str) -> Iterator[Path]:
+    """A small tmpfs at ``where`` (needs root and mount rights; the test is skipped otherwise)."""
+    where.mkdir()
     try:
         done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mnt)],
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
             capture_output=True,
             text=True,
             timeout=30,
@@ -268,9 +274,16 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
     try:
-        yield mnt
+        yield where
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30, check=False)
+        subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30, check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 12 KiB tmpfs."""
+    with tmpfs(tmp_path / "small", "size=12k") as mnt:
+        yield mnt
 
 
 def test_a_full_disk_stops_with_one_line_and_the_rerun_resumes_exactly(
@@ -407,13 +420,11 @@ def test_a_torn_tail_alone_is_truncated_in_place(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tail", [b"{", b'{"i', b'{"id":', b"\x00\x00", b'  {"id":"b"'])
 def test_every_start_of_an_own_line_counts_as_a_torn_tail(tail: bytes) -> None:
     verdict = scan(own_line("a") + tail)
-    assert verdict.foreign is None
     assert verdict.end == len(own_line("a"))
 
 
 def test_a_complete_own_row_missing_its_newline_is_cut_and_runs_again() -> None:
     verdict = scan(own_line("a") + own_line("b").rstrip(b"\n"))
-    assert verdict.foreign is None
     assert verdict.resume.done == {"a"}
 
 
@@ -425,3 +436,329 @@ def test_appends_after_a_repair_go_to_the_repaired_file(tmp_path: Path) -> None:
     log.append(json.loads(own_line("b")))
     log.close()
     assert out.read_bytes() == own_line("a") + own_line("b")
+
+
+# --- the output file in process: errors, modes, descriptors, the background sync -------------------
+
+
+def big_row(item_id: int) -> dict[str, object]:
+    return {"id": item_id, "output": "x" * 2900, "model": "m", "tokens": {}, "error": None}
+
+
+def test_a_full_disk_fails_the_append_and_cuts_back_to_whole_lines(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", "size=12k") as disk:
+        out = disk / "out.jsonl"
+        log = OutputLog(out)
+        log.open()
+        appended: list[int] = []
+        for k in range(4):  # 4 rows fit in 12 KiB; the 5th is written in part, then fails
+            log.append(big_row(k))
+            appended.append(k)
+        with pytest.raises(OutputFailed) as caught:
+            log.append(big_row(4))
+        assert str(caught.value) == (
+            f"cannot write the output {out}: No space left on device\n"
+            "  → make room (or fix the disk), then rerun the command to resume"
+        )
+        assert log.written == 4
+        assert out.read_bytes() == b"".join(encode(big_row(k)) for k in appended)
+        log.close()
+
+
+def test_a_repair_on_a_full_disk_fails_and_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", "size=12k") as disk:
+        out = disk / "out.jsonl"
+        data = encode(big_row(1)) + encode(big_row(1)) + encode(big_row(2)) + encode(big_row(3))
+        out.write_bytes(data)
+        before = fd_count()
+        with pytest.raises(OutputFailed, match=f"^cannot repair the output {out}: No space left on device"):
+            OutputLog(out).open()
+        assert out.read_bytes() == data
+        assert [p.name for p in disk.iterdir()] == ["out.jsonl"]
+        assert fd_count() == before
+
+
+def test_a_repair_that_cannot_create_its_temp_file_fails_clearly(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", "size=64k,nr_inodes=2") as disk:
+        out = disk / "out.jsonl"
+        data = own_line("a") + own_line("a")
+        out.write_bytes(data)
+        with pytest.raises(OutputFailed, match=f"^cannot repair the output {out}: No space left on device"):
+            OutputLog(out).open()
+        assert out.read_bytes() == data
+
+
+def test_dash_writes_whole_lines_to_stdout_and_leaves_it_open(capfd: pytest.CaptureFixture[str]) -> None:
+    log = OutputLog("-")
+    assert log.open().done == set()
+    log.append(json.loads(own_line("a")))
+    log.close()
+    log.close()
+    os.fstat(1)  # still open
+    assert log.written == 1
+    assert capfd.readouterr().out == own_line("a").decode()
+
+
+def test_a_closed_stdout_pipe_fails_with_one_clear_error() -> None:
+    read, write = os.pipe()
+    os.close(read)
+    saved = os.dup(1)
+    try:
+        os.dup2(write, 1)
+        log = OutputLog("-")
+        log.open()
+        with pytest.raises(OutputFailed) as caught:
+            log.append(json.loads(own_line("a")))
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(write)
+    assert str(caught.value) == "cannot write stdout: Broken pipe"
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_a_new_output_is_created_rw_r_r_with_its_directories(tmp_path: Path, umask_022: None) -> None:
+    out = tmp_path / "a" / "b" / "out.jsonl"
+    log = OutputLog(out)
+    log.open()
+    log.close()
+    assert out.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_repaired_output_is_rw_r_r(tmp_path: Path, umask_022: None) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a") + own_line("a"))
+    os.chmod(out, 0o600)
+    log = OutputLog(out)
+    log.open()
+    log.close()
+    assert out.stat().st_mode & 0o777 == 0o644
+
+
+def test_appends_use_an_append_only_descriptor_closed_on_exec(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a") + own_line("a"))  # the repair hands over a new descriptor
+    log = OutputLog(out)
+    log.open()
+    fd = log._fd
+    assert fd is not None
+    assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND
+    assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+    log.close()
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_open_repair_and_close_leak_no_descriptor(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a") + own_line("a"))
+    before = fd_count()
+    log = OutputLog(out)
+    log.open()
+    log.close()
+    log.close()
+    assert fd_count() == before
+
+
+def test_a_refused_output_leaks_no_descriptor(tmp_path: Path) -> None:
+    out = tmp_path / "notes.txt"
+    out.write_text("my notes\n")
+    before = fd_count()
+    with pytest.raises(InputError):
+        OutputLog(out).open()
+    assert fd_count() == before
+
+
+def test_a_clean_resume_does_not_touch_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a"))
+    os.utime(out, ns=(1_000_000_000, 1_000_000_000))
+    log = OutputLog(out)
+    log.open()
+    log.close()
+    assert out.stat().st_mtime_ns == 1_000_000_000
+
+
+def test_an_output_through_a_dangling_symlink_says_it_cannot_open(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.symlink_to(tmp_path / "missing" / "deeper" / "x.jsonl")
+    with pytest.raises(InputError, match=r"^cannot open the output .*out\.jsonl: No such file or directory$"):
+        OutputLog(out).open()
+
+
+def test_an_output_in_a_symlink_loop_says_it_cannot_open(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.symlink_to(out)
+    with pytest.raises(InputError, match=r"^cannot open the output .*: Too many levels of symbolic links$"):
+        OutputLog(out).open()
+
+
+def test_dev_null_is_refused_as_a_device() -> None:
+    with pytest.raises(InputError) as caught:
+        OutputLog("/dev/null").open()
+    assert caught.value.message == "the output /dev/null is a device, not a regular file"
+    assert (
+        caught.value.remedy == "give a file path with -o, or -o - to stream the results to stdout (no resume)"
+    )
+
+
+def test_a_socket_is_refused_as_a_socket(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        with pytest.raises(InputError, match="is a socket, not a regular file"):
+            OutputLog(path).open()
+
+
+def test_a_refusal_says_what_to_do(tmp_path: Path) -> None:
+    out = tmp_path / "notes.txt"
+    out.write_text("my notes\n")
+    with pytest.raises(InputError) as caught:
+        OutputLog(out).open()
+    assert caught.value.remedy == (
+        "offload appends only to a new file or to its own output; "
+        "choose another -o file, or move notes.txt aside"
+    )
+
+
+def test_a_second_writer_is_told_to_wait(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    first = OutputLog(out)
+    first.open()
+    before = fd_count()
+    with pytest.raises(InputError) as caught:
+        OutputLog(out).open()
+    after = fd_count()
+    first.close()
+    assert caught.value.remedy == "wait for it to finish, or choose another -o file"
+    assert after == before
+
+
+def test_append_before_open_is_a_programming_error(tmp_path: Path) -> None:
+    log = OutputLog(tmp_path / "out.jsonl")
+    with pytest.raises(RuntimeError, match=r"^OutputLog\.append before open\(\)$"):
+        log.append(json.loads(own_line("a")))
+
+
+def test_written_counts_this_run_s_lines(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a"))
+    log = OutputLog(out)
+    log.open()
+    assert log.written == 0
+    log.append(json.loads(own_line("b")))
+    log.append(json.loads(own_line("c")))
+    log.close()
+    assert log.written == 2
+
+
+def test_lines_keep_non_ascii_text_as_utf8(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    log = OutputLog(out)
+    log.open()
+    log.append({"id": "é", "output": "größer", "model": "m", "tokens": {}, "error": None})
+    log.close()
+    assert out.read_bytes() == '{"id":"é","output":"größer","model":"m","tokens":{},"error":null}\n'.encode()
+
+
+def test_an_error_without_a_kind_counts_as_error(tmp_path: Path) -> None:
+    row = {"id": "b", "output": None, "model": None, "tokens": {}, "error": {"message": "m"}}
+    assert scan(own_line("a") + json.dumps(row).encode() + b"\n").resume.failed == {"b": "error"}
+
+
+@pytest.mark.parametrize("data", [b"XX\n", b"XX"], ids=["line", "tail"])
+def test_letters_are_not_damage(data: bytes) -> None:
+    with pytest.raises(NotOwn, match="not a JSON line"):
+        scan(own_line("a") + data)
+
+
+def test_every_repair_is_counted(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    zeroed, failed = b"\x00\n", own_line("f", "timeout")
+    out.write_bytes(
+        own_line("a") + b"\n\n" + zeroed + zeroed + own_line("a") * 2 + failed + own_line("g", "x")
+    )
+    done, notes = reopen(out, retry_failed=True)
+    assert done == {"a"}
+    assert notes == [
+        "removed 2 unreadable line(s); their items run again",
+        "removed 2 blank line(s)",
+        "removed 2 repeated id line(s) (the first was kept)",
+        "removed 2 failed item(s) to run them again (--retry-failed)",
+    ]
+
+
+def test_read_rows_skips_unreadable_lines_and_the_torn_tail(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a") + b"\x00\x00\n[1]\n" + own_line("b") + b'{"id":"c"')
+    assert [r["id"] for r in read_rows(out)] == ["a", "b"]
+
+
+def test_a_directory_named_like_a_stale_temp_file_is_left_alone(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(own_line("a"))
+    (tmp_path / ".out.jsonl.77.tmp").mkdir()
+    (tmp_path / ".out.jsonl.78.tmp").write_bytes(b"{")
+    done, _ = reopen(out)
+    assert done == {"a"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.jsonl.77.tmp", "out.jsonl"]
+
+
+def test_syncing_a_missing_directory_is_quietly_skipped(tmp_path: Path) -> None:
+    output._sync_dir(tmp_path / "missing")
+
+
+async def test_appends_are_synced_in_the_background_until_aclose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(output, "SYNC_INTERVAL", 0.01)
+    monkeypatch.setattr(os, "fsync", spy)
+    log = OutputLog(tmp_path / "out.jsonl")
+    log.open()
+    fd = log._fd
+    assert fd is not None
+    log.append(json.loads(own_line("a")))
+    syncer = log._syncer
+    assert syncer is not None
+    deadline = time.monotonic() + 60
+    while fd not in synced and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert fd in synced
+    assert log._dirty is False
+    await log.aclose()
+    assert log._syncer is None
+    assert syncer.cancelled()
+
+
+async def test_aclose_without_appends_closes_the_file(tmp_path: Path) -> None:
+    log = OutputLog(tmp_path / "out.jsonl")
+    log.open()
+    before = fd_count()
+    await log.aclose()
+    assert fd_count() == before - 1
+
+
+async def test_streaming_to_stdout_starts_no_background_sync(capfd: pytest.CaptureFixture[str]) -> None:
+    log = OutputLog("-")
+    log.open()
+    log.append(json.loads(own_line("a")))
+    assert log._syncer is None
+    await log.aclose()
+    assert capfd.readouterr().out == own_line("a").decode()

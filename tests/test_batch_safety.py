@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from offload.batching import output
+from offload.batching.inputs import read_input
 from offload.batching.output import NotOwn, OutputFailed, OutputLog, encode, read_rows, scan
 from offload.errors import InputError
 from offload.testing import LMStudioFake
@@ -762,3 +763,237 @@ async def test_streaming_to_stdout_starts_no_background_sync(capfd: pytest.Captu
     assert log._syncer is None
     await log.aclose()
     assert capfd.readouterr().out == own_line("a").decode()
+
+
+# --- CSV input --------------------------------------------------------------------------------------
+
+
+def csv_file(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "rows.csv"
+    path.write_bytes(data)
+    return path
+
+
+def test_an_unclosed_quote_at_the_end_names_its_line(tmp_path: Path) -> None:
+    src = csv_file(tmp_path, b'id,text\n1,fine\n2,"never closed\n3,normal\n4,normal\n')
+    with pytest.raises(InputError) as caught:
+        read_input(src)
+    assert caught.value.message == f"{src}: line 3: a quoted field starts in this record and is never closed"
+    assert caught.value.remedy is not None
+    assert '""b""' in caught.value.remedy
+
+
+def test_a_quote_that_swallows_later_rows_names_its_line(tmp_path: Path) -> None:
+    src = csv_file(tmp_path, b'id,text\n1,"unclosed\n2,normal\n3,"ok"\n')
+    with pytest.raises(
+        InputError, match=r"line 2: a quoted field starts in this record and its closing quote"
+    ):
+        read_input(src)
+
+
+def test_a_broken_header_row_names_line_1(tmp_path: Path) -> None:
+    src = csv_file(tmp_path, b'"id"x,text\n1,a\n')
+    with pytest.raises(InputError, match=r"rows\.csv: line 1: "):
+        read_input(src)
+
+
+def test_a_bad_utf8_byte_in_a_data_row_skips_only_that_row(tmp_path: Path) -> None:
+    src = csv_file(tmp_path, b"id,text\n1,ok\n2,bad \xff byte\n3,fine\n")
+    got = read_input(src)
+    assert [i.id for i in got.items] == ["1", "3"]
+    assert [str(p) for p in got.problems] == [
+        "line 3: not UTF-8 text; the row is skipped (save the file as UTF-8)"
+    ]
+
+
+def test_a_bad_utf8_byte_in_the_header_refuses_the_file(tmp_path: Path) -> None:
+    src = csv_file(tmp_path, b"id,t\xffxt\n1,ok\n")
+    with pytest.raises(InputError, match="the header row is not UTF-8 text"):
+        read_input(src)
+
+
+def test_repeated_header_names_are_an_error(tmp_path: Path) -> None:
+    src = csv_file(tmp_path, b"id,text,note,text,note\n1,a,b,c,d\n")
+    with pytest.raises(InputError) as caught:
+        read_input(src)
+    assert caught.value.message == f"{src}: the header row names 'note', 'text' more than once"
+
+
+def test_a_byte_order_mark_and_crlf_lines_are_read(tmp_path: Path) -> None:
+    src = csv_file(tmp_path, b"\xef\xbb\xbfid,text\r\n1,alpha\r\n2,beta\r\n")
+    got = read_input(src)
+    assert [(i.id, i.text) for i in got.items] == [("1", "alpha"), ("2", "beta")]
+
+
+def test_a_quoted_field_over_several_lines_is_one_item_at_its_first_line(tmp_path: Path) -> None:
+    src = csv_file(tmp_path, b'id,text\n1,"first\nsecond"\n2,x\n3,too,many\n')
+    got = read_input(src)
+    assert [(i.id, i.text, i.line) for i in got.items] == [("1", "first\nsecond", 2), ("2", "x", 4)]
+    assert [str(p) for p in got.problems] == ["line 5: 3 fields where the header has 2"]
+
+
+def test_an_unclosed_quote_refuses_the_batch_before_any_call(fake: LMStudioFake, tmp_path: Path) -> None:
+    src = csv_file(tmp_path, b'id,text\n1,"unclosed\n2,normal\n3,"ok"\n')
+    run = batch("summarize", str(src), "-o", str(tmp_path / "out.jsonl"))
+    assert run.code == 2, run.err
+    assert "rows.csv: line 2: a quoted field starts in this record" in run.err
+    assert "Traceback" not in run.err
+    assert model_calls(fake) == 0
+
+
+# --- JSONL ids --------------------------------------------------------------------------------------
+
+
+def test_a_bare_string_whose_line_number_is_another_item_s_id_is_an_error(tmp_path: Path) -> None:
+    src = tmp_path / "items.jsonl"
+    src.write_text('{"id": 2, "text": "x"}\n"a bare string"\n')
+    with pytest.raises(InputError) as caught:
+        read_input(src)
+    assert (
+        caught.value.message == "line 2 has no id, so its number 2 is its id, but line 1 has the id '2' too"
+    )
+    assert caught.value.remedy == "give every item an id of its own (or none at all)"
+
+
+def test_an_explicit_id_equal_to_an_earlier_bare_string_s_line_is_an_error(tmp_path: Path) -> None:
+    src = tmp_path / "items.jsonl"
+    src.write_text('"a bare string"\n{"id": "1", "text": "x"}\n')
+    with pytest.raises(InputError, match=r"^line 1 has no id, so its number 1 is its id, but line 2 has"):
+        read_input(src)
+
+
+def test_bare_strings_and_ids_that_do_not_collide_are_read(tmp_path: Path) -> None:
+    src = tmp_path / "items.jsonl"
+    src.write_text('{"id": "a", "text": "x"}\n"a bare string"\n')
+    assert [i.id for i in read_input(src).items] == ["a", 2]
+
+
+def test_in_memory_strings_collide_with_ids_too() -> None:
+    with pytest.raises(InputError, match=r"^item 1 has no id"):
+        read_input(["one", {"id": 1, "text": "x"}])
+
+
+def test_explicit_repeats_stay_a_skipped_line(tmp_path: Path) -> None:
+    src = tmp_path / "items.jsonl"
+    src.write_text('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n')
+    got = read_input(src)
+    assert [i.text for i in got.items] == ["x"]
+    assert [str(p) for p in got.problems] == ["line 2: id 'a' repeats an earlier item (line 1); skipped"]
+
+
+# --- directory input and symbolic links ---------------------------------------------------------------
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("a secret outside the tree")
+    (outside / "more").mkdir()
+    (outside / "more" / "deep.txt").write_text("deep outside")
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text("alpha")
+    (root / "sub" / "b.txt").write_text("beta")
+    (root / "secret-link.txt").symlink_to(outside / "secret.txt")
+    (root / "more-link").symlink_to(outside / "more")
+    (root / "inner-link.txt").symlink_to(root / "a.txt")
+    (root / "sub" / "loop").symlink_to(root)
+    return root
+
+
+def test_a_directory_walk_does_not_leave_the_tree(tree: Path) -> None:
+    got = read_input(tree)
+    assert [i.id for i in got.items] == ["a.txt", "inner-link.txt", "sub/b.txt"]
+    assert sorted(str(p) for p in got.problems) == [
+        "more-link: a symbolic link out of the directory; skipped (--follow-symlinks)",
+        "secret-link.txt: a symbolic link out of the directory; skipped (--follow-symlinks)",
+    ]
+
+
+def test_follow_symlinks_reads_links_out_and_walks_a_cycle_once(tree: Path) -> None:
+    got = read_input(tree, follow_symlinks=True)
+    assert [i.id for i in got.items] == [
+        "a.txt",
+        "inner-link.txt",
+        "more-link/deep.txt",
+        "secret-link.txt",
+        "sub/b.txt",
+    ]
+    assert got.problems == []
+
+
+def test_batch_cli_follows_links_out_only_when_asked(fake: LMStudioFake, tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    run = batch("summarize", str(tree), "-o", str(out), "--length", "sentence")
+    assert run.code == 13, run.err
+    assert "secret-link.txt: a symbolic link out of the directory" in run.err
+    assert not any("a secret outside the tree" in body for body in asked(fake))
+    again = batch("summarize", str(tree), "-o", str(out), "--length", "sentence", "--follow-symlinks")
+    assert again.code == 0, again.err
+    assert any("a secret outside the tree" in body for body in asked(fake))
+
+
+# --- empty input ------------------------------------------------------------------------------------
+
+
+def test_empty_items_fail_as_empty_input_without_a_model_call(fake: LMStudioFake, tmp_path: Path) -> None:
+    src = tmp_path / "items.jsonl"
+    src.write_text(
+        json.dumps({"id": "empty", "text": ""})
+        + "\n"
+        + json.dumps({"id": "blank", "text": " \n\t "})
+        + "\n"
+        + json.dumps({"id": "full", "text": TEXT})
+        + "\n"
+    )
+    out = tmp_path / "out.jsonl"
+    run = batch("summarize", str(src), "-o", str(out), "--length", "sentence")
+    assert run.code == 13, run.err
+    errors = {r["id"]: r["error"] for r in read_rows(out)}
+    assert errors["empty"] == {
+        "kind": "input",
+        "message": "summarize: empty input",
+        "remedy": "give it some text to work on",
+    }
+    assert errors["blank"]["message"] == "summarize: empty input"
+    assert errors["full"] is None
+    assert model_calls(fake) == 1
+
+
+def test_an_empty_file_in_a_directory_fails_without_a_model_call(fake: LMStudioFake, tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "empty.txt").write_text("")
+    (root / "full.txt").write_text(TEXT)
+    out = tmp_path / "out.jsonl"
+    run = batch("summarize", str(root), "-o", str(out), "--length", "sentence")
+    assert run.code == 13, run.err
+    errors = {r["id"]: r["error"] for r in read_rows(out)}
+    assert errors["empty.txt"]["message"] == "summarize: empty input"
+    assert model_calls(fake) == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("summarize", ""), ("translate", "  ", "--to", "German"), ("classify", "", "--labels", "a,b")],
+    ids=["summarize", "translate", "classify"],
+)
+def test_a_single_task_on_empty_text_exits_2_without_a_model_call(
+    fake: LMStudioFake, args: tuple[str, ...]
+) -> None:
+    proc = subprocess.run([*OFFLOAD, *args], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert f"error: {args[0]}: empty input" in proc.stderr
+    assert model_calls(fake) == 0
+
+
+def test_task_specs_refuse_empty_input_and_ask_has_no_input_text() -> None:
+    from offload.batching.inputs import Item
+    from offload.batching.jobs import make_job
+    from offload.tasks import builtin
+
+    for spec in (builtin.review("", kind="code"), builtin.brainstorm(" "), builtin.rewrite("", "formal")):
+        with pytest.raises(InputError, match=r": empty input\n"):
+            spec.check_input()
+    make_job("ask", {"prompt": "Say hi"}).spec(Item(1, "")).check_input()

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from offload.errors import InputError
 from offload.tasks import checks
 from offload.tasks.structured import parse_json, validate
 from offload.types import ChatRequest, ChatResult, JsonSchema, Message
@@ -29,8 +30,9 @@ class TaskSpec:
     prompt: str
     output: OutputKind = "text"
     schema: Mapping[str, Any] | None = None
-    source: str = ""
-    """The input text, for echo checks."""
+    source: str | None = None
+    """The input text the task works on (echo checks); ``None`` when it has none. An empty or
+    blank one is refused by ``check_input`` before any model call."""
     max_output_tokens: int | None = None
     temperature: float | None = 0.2
     text_checks: tuple[Callable[[str], str | None], ...] = ()
@@ -44,6 +46,11 @@ class TaskSpec:
     rubric: str = "Is the answer correct, complete and faithful to the input?"
     """What a judge model is asked to score."""
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def check_input(self) -> None:
+        """``InputError`` when the task's input text is empty: no model is asked to make one up."""
+        if self.source is not None and not self.source.strip():
+            raise InputError(f"{self.name}: empty input", remedy="give it some text to work on")
 
     def request(self, **overrides: Any) -> ChatRequest:
         """The chat request for this task."""

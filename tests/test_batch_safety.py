@@ -997,3 +997,21 @@ def test_task_specs_refuse_empty_input_and_ask_has_no_input_text() -> None:
         with pytest.raises(InputError, match=r": empty input\n"):
             spec.check_input()
     make_job("ask", {"prompt": "Say hi"}).spec(Item(1, "")).check_input()
+
+
+def test_invalid_utf8_on_stdin_is_reported_per_line_without_a_traceback(
+    fake: LMStudioFake, tmp_path: Path
+) -> None:
+    data = b'{"id": "a", "text": "\xff bad"}\n' + json.dumps({"id": "b", "text": TEXT}).encode() + b"\n"
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.run(
+        [*OFFLOAD, "batch", "summarize", "-", "-o", str(out), "--length", "sentence"],
+        input=data,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 13, proc.stderr
+    assert b"input      line 1: not valid JSON (not UTF-8)" in proc.stderr
+    assert b"Traceback" not in proc.stderr
+    assert [r["id"] for r in read_rows(out)] == ["b"]

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import io
 import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -1015,3 +1017,214 @@ def test_invalid_utf8_on_stdin_is_reported_per_line_without_a_traceback(
     assert b"input      line 1: not valid JSON (not UTF-8)" in proc.stderr
     assert b"Traceback" not in proc.stderr
     assert [r["id"] for r in read_rows(out)] == ["b"]
+
+
+# --- reading input: exact sources, messages and item shapes -------------------------------------------
+
+
+def test_stdin_is_read_as_jsonl(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Stdin:
+        buffer = io.BytesIO(b'{"id": "a", "text": "alpha"}\n"beta"\n')
+
+    monkeypatch.setattr(sys, "stdin", Stdin())
+    got = read_input("-")
+    assert got.source == "stdin"
+    assert [(i.id, i.text) for i in got.items] == [("a", "alpha"), (2, "beta")]
+
+
+def test_every_input_kind_names_its_source(tmp_path: Path) -> None:
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text('{"text": "x"}\n')
+    table = csv_file(tmp_path, b"text\nx\n")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    assert read_input(jsonl).source == str(jsonl)
+    assert read_input(table).source == str(table)
+    assert read_input(folder).source == str(folder)
+    assert read_input(["x"]).source == "items"
+
+
+def test_input_paths_that_cannot_be_read_say_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as missing:
+        read_input(tmp_path / "nope.jsonl")
+    assert missing.value.remedy == "give a JSONL or CSV file, or a directory"
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    with pytest.raises(InputError) as not_dir:
+        read_input(plain, fmt="dir")
+    assert not_dir.value.message == f"{plain} is not a directory"
+    with pytest.raises(InputError) as as_jsonl:
+        read_input(tmp_path, fmt="jsonl")
+    assert as_jsonl.value.message == f"cannot read {tmp_path}: Is a directory"
+    with pytest.raises(InputError) as as_csv:
+        read_input(tmp_path, fmt="csv")
+    assert as_csv.value.message == f"cannot read {tmp_path}: Is a directory"
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [("a.tab", "tsv"), ("a.TSV", "tsv"), ("a.CSV", "csv"), ("a.txt", "jsonl"), ("a", "jsonl")],
+)
+def test_formats_come_from_the_suffix(tmp_path: Path, name: str, fmt: str) -> None:
+    from offload.batching.inputs import detect_format
+
+    assert detect_format(tmp_path / name) == fmt
+
+
+def test_broken_quoting_messages_name_both_lines(tmp_path: Path) -> None:
+    src = csv_file(tmp_path, b'id,text\n1,"unclosed\n2,normal\n3,"ok"\n')
+    with pytest.raises(InputError) as caught:
+        read_input(src)
+    assert caught.value.message == (
+        f"{src}: line 2: a quoted field starts in this record "
+        "and its closing quote (line 4) has text after it"
+    )
+    header = csv_file(tmp_path, b'"id"x,text\n1,a\n')
+    with pytest.raises(InputError) as first:
+        read_input(header)
+    assert first.value.message == (
+        f"{header}: line 1: a quoted field starts in this record "
+        "and its closing quote (line 1) has text after it"
+    )
+
+
+def test_header_errors_say_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as bad:
+        read_input(csv_file(tmp_path, b"id,t\xffxt\n1,ok\n"))
+    assert bad.value.remedy == "save the file as UTF-8"
+    with pytest.raises(InputError) as twice:
+        read_input(csv_file(tmp_path, b"id,id\n1,2\n"))
+    assert twice.value.remedy == "give every column a name of its own"
+
+
+def test_directory_items_carry_path_name_and_position(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "b.txt").write_text("beta")
+    (root / "a.txt").write_text("alpha")
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("hidden")
+    (root / "bad.txt").write_bytes(b"\xff\xfe")
+    got = read_input(root)
+    assert [(i.id, i.line, dict(i.fields)) for i in got.items] == [
+        ("a.txt", 1, {"path": "a.txt", "name": "a.txt"}),
+        ("sub/b.txt", 3, {"path": "sub/b.txt", "name": "b.txt"}),
+    ]
+    assert [(p.line, p.where, str(p)) for p in got.problems] == [(0, "file", "bad.txt: not UTF-8 text")]
+
+
+def test_a_link_cycle_met_first_does_not_end_the_walk(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "z").mkdir(parents=True)
+    (root / "z" / "c.txt").write_text("gamma")
+    (root / "a-loop").symlink_to(root)
+    got = read_input(root, follow_symlinks=True)
+    assert [i.id for i in got.items] == ["z/c.txt"]
+
+
+def test_a_link_out_is_reported_as_a_file_problem(tree: Path) -> None:
+    problems = read_input(tree).problems
+    assert [(p.line, p.where) for p in problems] == [(0, "file"), (0, "file")]
+
+
+def test_jsonl_line_problems_are_exact(tmp_path: Path) -> None:
+    src = tmp_path / "items.jsonl"
+    src.write_bytes(b'{"key": "a", "text": "x"}\n"bare"\n\xff\n[1]\n{"text": "no key"}\n')
+    got = read_input(src, id_field="key")
+    assert [str(p) for p in got.problems] == [
+        "line 2: a bare string has no id field 'key'",
+        "line 3: not valid JSON (not UTF-8)",
+        "line 4: expected a JSON object or string, got list",
+        "line 5: id field 'key' is missing",
+    ]
+
+
+def test_a_bare_string_item_has_no_fields(tmp_path: Path) -> None:
+    src = tmp_path / "items.jsonl"
+    src.write_text('"just text"\n')
+    (item,) = read_input(src).items
+    assert (item.id, item.text, dict(item.fields), item.line) == (1, "just text", {}, 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "item 2: id field 'id' is missing (the first item had one, so every item needs one)"),
+        ("", "item 2: id field 'id' is empty (the first item had one, so every item needs one)"),
+        (
+            True,
+            "item 2: id field 'id' is a bool, not a string or integer"
+            " (the first item had one, so every item needs one)",
+        ),
+        (
+            1.5,
+            "item 2: id field 'id' is a float, not a string or integer"
+            " (the first item had one, so every item needs one)",
+        ),
+    ],
+    ids=["missing", "empty", "bool", "float"],
+)
+def test_unusable_ids_are_named(value: object, message: str) -> None:
+    fields = {"id": value, "text": "x"} if value is not None else {"text": "x"}
+    got = read_input([{"id": "first", "text": "x"}, fields])
+    assert [str(p) for p in got.problems] == [message]
+
+
+def test_an_explicit_id_field_gives_no_hint() -> None:
+    got = read_input([{"text": "x"}], id_field="key")
+    assert [str(p) for p in got.problems] == ["item 1: id field 'key' is missing"]
+
+
+def test_in_memory_items_keep_position_ids_fields_and_repeats() -> None:
+    got = read_input([{"text": "x"}, "two", {}, {"text": ["é", 1]}])
+    assert [(i.id, dict(i.fields)) for i in got.items] == [
+        (1, {"text": "x"}),
+        (2, {}),
+        (4, {"text": ["é", 1]}),
+    ]
+    assert got.items[2].text == '["é", 1]'
+    assert got.items[2].variables()["text"] == '["é", 1]'
+    assert [str(p) for p in got.problems] == [
+        "item 3: no 'text' field (fields: none); choose one with --text-field"
+    ]
+
+
+def test_a_string_after_an_id_it_collides_with_names_the_string(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"^item 2 has no id, so its number 2 is its id, but item 1 has"):
+        read_input([{"id": 2, "text": "x"}, "two"])
+
+
+def test_repeated_in_memory_ids_name_both_items() -> None:
+    got = read_input([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}])
+    assert [str(p) for p in got.problems] == ["item 2: id 'a' repeats an earlier item (item 1); skipped"]
+
+
+def test_only_the_first_eight_field_names_are_listed() -> None:
+    fields = {f"f{k}": "v" for k in range(10)}
+    (problem,) = read_input([fields]).problems
+    assert problem.message == (
+        "no 'text' field (fields: f0, f1, f2, f3, f4, f5, f6, f7); choose one with --text-field"
+    )
+
+
+def test_variables_keep_non_ascii_json() -> None:
+    from offload.batching.inputs import Item
+
+    assert Item(1, "t", {"tags": ["é"]}).variables()["tags"] == '["é"]'
+
+
+def test_check_paths_lets_stdin_stdout_and_a_missing_output_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from offload.batching.inputs import check_paths
+
+    src = tmp_path / "items.jsonl"
+    src.write_text('{"text": "x"}\n')
+    monkeypatch.chdir(tmp_path)
+    Path("-").write_text("a file named dash")
+    check_paths("-", "-")
+    check_paths(str(src), None)
+    check_paths(str(src), tmp_path / "new.jsonl")
+    with pytest.raises(InputError) as caught:
+        check_paths(str(src), src)
+    assert caught.value.remedy == "write the results to another file"

@@ -39,6 +39,8 @@ from offload.errors import InputError
 Format = Literal["jsonl", "csv", "tsv", "dir"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv", "tsv", "dir")
 ItemId = str | int
+FIELD_LIMIT = min(sys.maxsize, 2**31 - 1)
+"""Largest CSV field read (the csv module's default of 128 KiB is too small for documents)."""
 
 
 @dataclass(frozen=True)
@@ -170,9 +172,10 @@ class _Reader:
         if self.id_field is not None:
             raw = fields.get(self.id_field)
             if raw is None or isinstance(raw, bool) or not isinstance(raw, str | int) or raw == "":
-                got = "missing" if raw is None else f"not a string or integer: {json.dumps(raw)[:40]}"
+                kind = f"a {type(raw).__name__}, not a string or integer"
+                got = "missing" if raw is None else "empty" if raw == "" else kind
                 hint = "" if self.explicit_id else " (the first item had one, so every item needs one)"
-                self.problem(line, f"id field {self.id_field!r} {got}{hint}", where)
+                self.problem(line, f"id field {self.id_field!r} is {got}{hint}", where)
                 return
             item_id = raw
         text = fields.get(self.text_field)
@@ -184,7 +187,7 @@ class _Reader:
                 line, f"no {self.text_field!r} field (fields: {names}); choose one with --text-field", where
             )
             return
-        self.add(Item(item_id, text, fields, line), where, implicit=self.id_field is None)
+        self.add(Item(item_id, text, fields, line), where)  # position ids here never meet explicit ones
 
     def leaves(self, root: Path, path: Path, inside: Path, follow: bool) -> bool:
         """True (and reported) when ``path`` is a link out of the directory being walked."""
@@ -213,8 +216,7 @@ class _Reader:
                 f"has the id {item.key!r} too",
                 remedy="give every item an id of its own (or none at all)",
             )
-        at = f" ({where} {line})" if line else ""
-        self.problem(item.line, f"id {item.key!r} repeats an earlier item{at}; skipped", where)
+        self.problem(item.line, f"id {item.key!r} repeats an earlier item ({where} {line}); skipped", where)
 
 
 def _jsonl(reader: _Reader, handle: Any) -> Iterator[None]:
@@ -264,7 +266,7 @@ class _Lines:
 
 
 def _csv(reader: _Reader, path: Path, delimiter: str) -> Iterator[None]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    csv.field_size_limit(FIELD_LIMIT)
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -292,7 +294,7 @@ def _csv(reader: _Reader, path: Path, delimiter: str) -> Iterator[None]:
             elif len(row) != len(header):
                 reader.problem(start, f"{len(row)} fields where the header has {len(header)}")
             else:
-                reader.record(dict(zip(header, row, strict=True)), start, number)
+                reader.record({name: row[k] for k, name in enumerate(header)}, start, number)
             yield
 
 
@@ -339,7 +341,7 @@ def _directory(reader: _Reader, root: Path, skip: set[Path], follow: bool) -> It
             reader.out.problems.append(InputProblem(0, f"{rel}: {reason}", "file"))
             yield
             continue
-        reader.add(Item(rel, text, {"path": rel, "name": path.name}, index), "file")
+        reader.add(Item(rel, text, {"path": rel, "name": path.name}, index))  # paths never repeat
         yield
 
 
@@ -355,9 +357,9 @@ def _walk(reader: _Reader, root: Path, skip: set[Path], follow: bool) -> list[Pa
             dirs[:] = []
             continue
         seen.add((info.st_dev, info.st_ino))
-        dirs[:] = [
+        dirs[:] = sorted(
             d for d in dirs if not d.startswith(".") and not reader.leaves(root, here / d, inside, follow)
-        ]
+        )
         for name in names:
             path = here / name
             if name.startswith(".") or reader.leaves(root, path, inside, follow):

@@ -1228,3 +1228,15 @@ def test_check_paths_lets_stdin_stdout_and_a_missing_output_through(
     with pytest.raises(InputError) as caught:
         check_paths(str(src), src)
     assert caught.value.remedy == "write the results to another file"
+
+
+def test_a_template_on_empty_text_is_refused(offload_home: Path) -> None:
+    from offload.tasks.templates import load_template
+
+    tasks = offload_home / "tasks"
+    tasks.mkdir(parents=True)
+    (tasks / "title.json5").write_text('{template: "Title for {audience}: {text}"}')
+    template = load_template("title")
+    with pytest.raises(InputError, match=r"^title: empty input\n"):
+        template.spec("  ", {"audience": "users"}).check_input()
+    template.spec("a text", {"audience": "users"}).check_input()

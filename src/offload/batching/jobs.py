@@ -209,6 +209,7 @@ def _ask(o: Mapping[str, Any]) -> Job:
             prompt=str(text),
             output="json" if schema is not None else "text",
             schema=schema,
+            source="",
             max_output_tokens=o.get("max_output_tokens"),
             temperature=o.get("temperature"),
             render=str if schema is None else _dumps,

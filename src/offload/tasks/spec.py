@@ -18,6 +18,8 @@ from offload.tasks.structured import parse_json, validate
 from offload.types import ChatRequest, ChatResult, JsonSchema, Message
 
 OutputKind = Literal["text", "json"]
+INPUT_TASKS = frozenset({"summarize", "extract", "classify", "rewrite", "review", "brainstorm", "translate"})
+"""Built-in tasks whose ``source`` is their input: an empty one fails as ``empty input``."""
 Problems = list[str]
 
 
@@ -30,9 +32,8 @@ class TaskSpec:
     prompt: str
     output: OutputKind = "text"
     schema: Mapping[str, Any] | None = None
-    source: str | None = None
-    """The input text the task works on (echo checks); ``None`` when it has none. An empty or
-    blank one is refused by ``check_input`` before any model call."""
+    source: str = ""
+    """The input text, for echo checks."""
     max_output_tokens: int | None = None
     temperature: float | None = 0.2
     text_checks: tuple[Callable[[str], str | None], ...] = ()
@@ -46,10 +47,14 @@ class TaskSpec:
     rubric: str = "Is the answer correct, complete and faithful to the input?"
     """What a judge model is asked to score."""
     meta: Mapping[str, Any] = field(default_factory=dict)
+    needs_input: bool | None = None
+    """Whether ``source`` is the text the task works on, so an empty one is refused before any
+    call (``check_input``). Default: true for the built-in tasks in ``INPUT_TASKS``."""
 
     def check_input(self) -> None:
         """``InputError`` when the task's input text is empty: no model is asked to make one up."""
-        if self.source is not None and not self.source.strip():
+        needed = self.name in INPUT_TASKS if self.needs_input is None else self.needs_input
+        if needed and not self.source.strip():
             raise InputError(f"{self.name}: empty input", remedy="give it some text to work on")
 
     def request(self, **overrides: Any) -> ChatRequest:

@@ -73,7 +73,8 @@ class Template:
             prompt=prompt,
             output="json" if self.output == "json" else "text",
             schema=self.schema,
-            source=text if "text" in self.variables else None,
+            source=text,
+            needs_input=True,  # every template has {text}
             max_output_tokens=self.max_output_tokens,
             temperature=self.temperature if self.temperature is not None else 0.2,
             render=_render if self.output == "json" else str,

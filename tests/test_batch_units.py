@@ -49,7 +49,7 @@ def test_jsonl_ids_text_and_malformed_lines_with_numbers(tmp_path: Path) -> None
     messages = {p.line: p.message for p in got.problems}
     assert set(messages) == {3, 5, 6, 7, 8}
     assert "not valid JSON" in messages[3]
-    assert "id field 'id' missing" in messages[5]
+    assert "id field 'id' is missing" in messages[5]
     assert "expected a JSON object or string, got list" in messages[6]
     assert "repeats an earlier item (line 1)" in messages[7]
     assert "no 'text' field (fields: id, body)" in messages[8]
@@ -70,7 +70,7 @@ def test_explicit_id_field_and_text_field(tmp_path: Path) -> None:
     src = write(tmp_path / "in.jsonl", '{"key": "k1", "body": "b1"}\n{"body": "b2"}\n')
     got = read_input(src, id_field="key", text_field="body")
     assert [(i.id, i.text) for i in got.items] == [("k1", "b1")]
-    assert got.problems[0].line == 2 and "id field 'key' missing" in got.problems[0].message
+    assert got.problems[0].line == 2 and "id field 'key' is missing" in got.problems[0].message
 
 
 def test_csv_and_tsv_rows(tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_in_memory_items() -> None:
     got = read_input(["one", {"id": "x", "text": "two"}, 3, {"text": "no id"}])  # type: ignore[list-item]
     assert [(i.id, i.text) for i in got.items] == [(1, "one"), ("x", "two")]
     assert [(p.where, p.line) for p in got.problems] == [("item", 3), ("item", 4)]
-    assert "got int" in got.problems[0].message and "id field 'id' missing" in got.problems[1].message
+    assert "got int" in got.problems[0].message and "id field 'id' is missing" in got.problems[1].message
 
 
 # --- output log ----------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ def batch(
     cache: bool = True,
     cache_path: str | os.PathLike[str] | None = None,
     retry_failed: bool = False,
+    follow_symlinks: bool = False,
     patience: float = 30.0,
     notify: Callable[[str], None] | None = None,
     **options: Any,
@@ -65,6 +66,7 @@ def batch(
     probed); ``base_urls`` are several servers for LM Studio (or the chain's local provider);
     ``cache=False`` recomputes every item (fresh results still refresh the cache);
     ``retry_failed`` runs again the ids whose line in ``output`` carries an error;
+    ``follow_symlinks`` lets a directory input follow links that lead out of it;
     ``patience`` is how long servers may fail with no item finishing before the run stops.
     """
     settings = {k: v for k, v in options.items() if k in SETTINGS}
@@ -83,6 +85,7 @@ def batch(
         cache=cache,
         cache_path=Path(cache_path) if cache_path is not None else None,
         retry_failed=retry_failed,
+        follow_symlinks=follow_symlinks,
         patience=patience,
     )
     return Batch(spec, offloader=offloader, config=config, notify=notify)

@@ -78,6 +78,8 @@ class BatchSpec:
     retry_failed: bool = False
     api_token: str | None = None
     timeout: float | None = None
+    follow_symlinks: bool = False
+    """Let a directory walk follow symbolic links that lead out of the directory."""
     patience: float = 30.0
     """Seconds without a finished item after which persistent server failures stop the run."""
 
@@ -192,6 +194,7 @@ class Batch:
             text_field=self.spec.text_field,
             need_text=job.needs_text,
             exclude=(output,) if output is not None else (),
+            follow_symlinks=self.spec.follow_symlinks,
         )
         self.problems = inputs.problems
         self.tally.total = len(inputs.items)
@@ -379,6 +382,7 @@ class Batch:
         started = time.monotonic()
         try:
             spec = run.job.spec(item)
+            spec.check_input()
         except OffloadError as exc:
             return self._commit(item, error_row(item, exc.kind, exc.message, exc.remedy, 0.0), error=exc)
         key = cache_key(run.fingerprint, fingerprint(spec))

@@ -85,14 +85,16 @@ class Scan:
     end: int
     """Length of the file without its torn tail."""
     rewrite: bool
-    foreign: str | None = None
-    """Why the file is not offload's own output (``None`` when it is)."""
+
+
+class NotOwn(ValueError):
+    """The bytes are not offload's own output; the message says which line and why."""
 
 
 def encode(row: dict[str, Any]) -> bytes:
     """One output line: compact JSON with ``id`` first (newlines in strings escaped) plus ``\\n``."""
-    ordered = {"id": row.get("id"), **row}
-    return (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    ordered = {"id": row["id"], **row}
+    return (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 def own_row(row: object) -> bool:
@@ -145,13 +147,13 @@ def _what(raw: bytes) -> str:
 
 
 def scan(data: bytes, *, retry_failed: bool = False) -> Scan:
-    """Read an output's bytes: what is done, what to keep, and whether it is offload's at all."""
+    """Read an output's bytes: what is done, what to keep (``NotOwn`` when it is not offload's)."""
     resume = Resume()
     end = data.rfind(b"\n") + 1
     tail = data[end:]
     if tail and not _torn_tail(tail):
         line = data.count(b"\n") + 1
-        return Scan(resume, [], end, False, f"line {line}: {_what(tail)}")
+        raise NotOwn(f"line {line}: {_what(tail)}")
     keep: list[bytes] = []
     blank = bad = dropped = repeats = 0
     for number, raw in enumerate(data[:end].splitlines(keepends=True), 1):
@@ -163,7 +165,7 @@ def scan(data: bytes, *, retry_failed: bool = False) -> Scan:
             continue
         row = _parse(raw)
         if row is None:
-            return Scan(resume, [], end, False, f"line {number}: {_what(raw)}")
+            raise NotOwn(f"line {number}: {_what(raw)}")
         key, kind = str(row["id"]), _kind(row["error"])
         if key in resume.done:
             repeats += 1
@@ -219,11 +221,13 @@ class OutputLog:
 
     def __init__(self, path: str | os.PathLike[str], *, retry_failed: bool = False) -> None:
         self.stream = os.fspath(path) == STDOUT
-        self.path = Path(path) if self.stream else Path(path).expanduser()
+        self.path = Path(path).expanduser()
         self.retry_failed = retry_failed
         self._fd: int | None = None
-        self._end = 0
-        self._dirty = False
+        self._end: int
+        """Length of the file's whole lines (set by the scan, grown by each append)."""
+        self._dirty: bool
+        """A line was appended since the last ``fsync`` (set by ``append``)."""
         self._syncer: asyncio.Task[None] | None = None
         self.written = 0
 
@@ -237,22 +241,15 @@ class OutputLog:
     def open(self) -> Resume:
         """Check the file is offload's, lock it, scan it, repair it if needed, get ready to append."""
         if self.stream:
-            self._fd = 1
+            self._fd, self._end = 1, 0
             return Resume()
         self._check_kind()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise InputError(f"cannot open the output {self.path}: {exc.strerror or exc}") from exc
-        try:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):  # swapped for something else since the check
-                raise self._not_regular(mode)
-            self._lock(fd)
-        except BaseException:
-            os.close(fd)
-            raise
+        self._lock(fd)
         self._fd = fd
         try:
             return self._resume(fd)
@@ -280,6 +277,7 @@ class OutputLog:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             raise InputError(
                 f"another offload batch is writing {self.path}",
                 remedy="wait for it to finish, or choose another -o file",
@@ -289,13 +287,14 @@ class OutputLog:
         with os.fdopen(os.dup(fd), "rb") as handle:
             handle.seek(0)
             data = handle.read()
-        found = scan(data, retry_failed=self.retry_failed)
-        if found.foreign is not None:
+        try:
+            found = scan(data, retry_failed=self.retry_failed)
+        except NotOwn as exc:
             raise InputError(
-                f"the output {self.path} holds something other than offload results ({found.foreign})",
+                f"the output {self.path} holds something other than offload results ({exc})",
                 remedy="offload appends only to a new file or to its own output; choose another -o "
                 f"file, or move {self.path.name} aside",
-            )
+            ) from None
         for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # a rewrite cut short by a kill
             with contextlib.suppress(OSError):
                 stale.unlink()

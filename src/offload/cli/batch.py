@@ -67,6 +67,11 @@ def batch_options(fn: F) -> F:
             help="Input format (default: from the path).",
         ),
         click.option(
+            "--follow-symlinks",
+            is_flag=True,
+            help="With a directory INPUT, also read symbolic links that lead out of it.",
+        ),
+        click.option(
             "-c",
             "--concurrency",
             type=click.IntRange(min=1),
@@ -115,6 +120,7 @@ def execute(task: str, task_options: dict[str, Any], opts: dict[str, Any]) -> No
         base_urls=tuple(opts.get("base_urls") or ()),
         cache=not opts.get("no_cache"),
         retry_failed=bool(opts.get("retry_failed")),
+        follow_symlinks=bool(opts.get("follow_symlinks")),
         api_token=opts.get("api_token"),
         timeout=opts.get("timeout"),
     )

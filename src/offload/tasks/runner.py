@@ -132,6 +132,7 @@ class TaskRunner:
 
     async def run(self, spec: TaskSpec, settings: RunSettings | None = None) -> TaskResult:
         """Run ``spec`` through gate and escalation; see the module docstring."""
+        spec.check_input()
         st = settings or self.settings_for(spec.name)
         run = _Run(spec, st)
         chain = self.chain(spec.name, st)

@@ -12,11 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from offload.errors import InputError
 from offload.tasks import checks
 from offload.tasks.structured import parse_json, validate
 from offload.types import ChatRequest, ChatResult, JsonSchema, Message
 
 OutputKind = Literal["text", "json"]
+INPUT_TASKS = frozenset({"summarize", "extract", "classify", "rewrite", "review", "brainstorm", "translate"})
+"""Built-in tasks whose ``source`` is their input: an empty one fails as ``empty input``."""
 Problems = list[str]
 
 
@@ -44,6 +47,15 @@ class TaskSpec:
     rubric: str = "Is the answer correct, complete and faithful to the input?"
     """What a judge model is asked to score."""
     meta: Mapping[str, Any] = field(default_factory=dict)
+    needs_input: bool | None = None
+    """Whether ``source`` is the text the task works on, so an empty one is refused before any
+    call (``check_input``). Default: true for the built-in tasks in ``INPUT_TASKS``."""
+
+    def check_input(self) -> None:
+        """``InputError`` when the task's input text is empty: no model is asked to make one up."""
+        needed = self.name in INPUT_TASKS if self.needs_input is None else self.needs_input
+        if needed and not self.source.strip():
+            raise InputError(f"{self.name}: empty input", remedy="give it some text to work on")
 
     def request(self, **overrides: Any) -> ChatRequest:
         """The chat request for this task."""

@@ -75,6 +75,7 @@ class Template:
             output="json" if self.output == "json" else "text",
             schema=self.schema,
             source=text,
+            needs_input=True,  # every template has {text}
             max_output_tokens=self.max_output_tokens,
             temperature=self.temperature if self.temperature is not None else 0.2,
             render=_render if self.output == "json" else str,

@@ -8,7 +8,7 @@ demo:
 
 # Set up and run the whole test suite: lint, types, unit, end-to-end and real-inference tests.
 test:
-	@./scripts/setup.sh embedded,dev
+	@./scripts/setup.sh embedded,dev,mcp
 	@./scripts/test-deps.sh
 	.venv/bin/ruff check src tests bench
 	.venv/bin/ruff format --check src tests bench

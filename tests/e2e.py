@@ -27,7 +27,7 @@ class Run:
 
 
 def offload(
-    *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
+    *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 300
 ) -> Run:
     """Run ``offload ARGS`` with the test's environment (isolated OFFLOAD_HOME) plus ``env``."""
     full = {**os.environ, **(env or {})}

@@ -24,7 +24,7 @@ from offload.batching.output import read_rows
 from offload.config import Config, parse_config
 from offload.errors import Unreachable
 from offload.offloader import Offloader
-from offload.retry import RetryPolicy
+from offload.routing.retry import RetryPolicy
 from offload.testing import FakeTurn, LMStudioFake, ScriptedProvider, serve
 from offload.testing._lmstudio_text import default_responder
 

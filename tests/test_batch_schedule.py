@@ -10,7 +10,7 @@ import pytest
 import offload
 from offload.batching.engine import Batch
 from offload.batching.inputs import check_paths, read_input
-from offload.batching.schedule import SERVED, Endpoint, EndpointSet, Served
+from offload.batching.schedule import Endpoint, EndpointSet
 from offload.errors import InputError, Unreachable
 from offload.types import ChatRequest, ChatResult
 
@@ -86,14 +86,12 @@ async def test_requests_fill_free_slots_and_wait_for_the_rest() -> None:
     assert [ep.served for ep in eps.endpoints] == [a.calls, b.calls] and a.calls + b.calls == 8
 
 
-async def test_the_answering_server_is_recorded_per_item() -> None:
+async def test_the_answering_server_travels_back_with_the_answer() -> None:
     a = Server("a")
     a.release.set()
     eps = endpoints((a, 1))
-    served = Served()
-    SERVED.set(served)
-    await eps.chat(REQUEST)
-    assert served.urls == ["mem://a"]
+    result = await eps.chat(REQUEST)
+    assert result.server == "mem://a"
 
 
 async def test_a_refusing_server_is_set_aside_and_the_request_goes_to_the_other() -> None:
@@ -106,7 +104,7 @@ async def test_a_refusing_server_is_set_aside_and_the_request_goes_to_the_other(
     assert result.content == "from b"
     down = eps.endpoints[0]
     assert down.downs == 1 and down.down_until == 101.0 and not down.live(now[0])
-    assert eps.capacity() == 1
+    assert eps.slots() == 1
     await eps.chat(REQUEST)
     assert a.calls == 1  # not tried again while down
     now[0] = 101.5
@@ -206,7 +204,7 @@ async def test_after_a_back_off_one_request_proves_the_server_is_back() -> None:
     ep = eps.endpoints[0]
     with pytest.raises(Unreachable):
         await eps.chat(REQUEST)
-    assert (ep.downs, ep.down_until) == (1, 1.0) and eps.capacity() == 1
+    assert (ep.downs, ep.down_until) == (1, 1.0) and eps.slots() == 1
     now[0] = 1.0
     a.fail = None
     probes = [asyncio.create_task(eps.chat(REQUEST)) for _ in range(3)]
@@ -214,7 +212,7 @@ async def test_after_a_back_off_one_request_proves_the_server_is_back() -> None:
     assert a.in_flight == 1  # half-open: one request until one succeeds
     a.release.set()
     await asyncio.gather(*probes)
-    assert ep.downs == 0 and eps.capacity() == 4 and a.calls == 4
+    assert ep.downs == 0 and eps.slots() == 4 and a.calls == 4
 
 
 async def test_requests_lost_in_one_outage_do_not_lengthen_the_back_off() -> None:

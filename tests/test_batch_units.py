@@ -121,7 +121,13 @@ def test_in_memory_items() -> None:
 
 
 def row(item_id: object, error: str | None = None) -> dict[str, object]:
-    return {"id": item_id, "output": "o", "error": {"kind": error, "message": "m"} if error else None}
+    failure = {"kind": error, "message": "m"} if error else None
+    return {"id": item_id, "output": "o", "model": "m", "tokens": {}, "error": failure}
+
+
+def own_line(item_id: str) -> bytes:
+    """One output line as offload writes it."""
+    return json.dumps(row(item_id), separators=(",", ":")).encode() + b"\n"
 
 
 def test_output_appends_whole_lines_and_resumes(tmp_path: Path) -> None:
@@ -130,7 +136,7 @@ def test_output_appends_whole_lines_and_resumes(tmp_path: Path) -> None:
     assert log.open().done == set()
     log.append(row("a"))
     log.append(row(2, "quality_gate"))
-    log.append({"id": "nl", "output": "line one\nline two\u2028", "error": None})
+    log.append({**row("nl"), "output": "line one\nline two\u2028"})
     log.close()
     assert path.read_bytes().count(b"\n") == 3
     again = OutputLog(path)
@@ -143,24 +149,20 @@ def test_output_appends_whole_lines_and_resumes(tmp_path: Path) -> None:
 
 def test_torn_tail_is_truncated_and_its_item_runs_again(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
-    path.write_bytes(b'{"id":"a","error":null}\n{"id":"b","error":nu')
+    path.write_bytes(own_line("a") + b'{"id":"b","error":nu')
     log = OutputLog(path)
     resume = log.open()
     assert resume.done == {"a"}
     assert "half-written" in resume.notes[0]
     log.append(row("b"))
     log.close()
-    assert (
-        path.read_bytes()
-        == b'{"id":"a","error":null}\n' + json.dumps(row("b"), separators=(",", ":")).encode() + b"\n"
-    )
+    assert path.read_bytes() == own_line("a") + own_line("b")
 
 
 def test_garbage_and_repeats_in_the_middle_are_repaired_atomically(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
-    path.write_bytes(
-        b'{"id":"a","error":null}\n\x00\x00\x00\x00\n{"id":"a","error":null}\n[]\n{"id":"c","error":null}\n'
-    )
+    torn, zeroed = b'{"id":"b","err\n', b"\x00\x00\x00\x00\n"
+    path.write_bytes(own_line("a") + zeroed + own_line("a") + torn + own_line("c"))
     log = OutputLog(path)
     resume = log.open()
     log.close()
@@ -173,7 +175,7 @@ def test_garbage_and_repeats_in_the_middle_are_repaired_atomically(tmp_path: Pat
 
 def test_a_rewrite_cut_short_leaves_no_stray_file_after_the_next_open(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
-    path.write_bytes(b'{"id":"a","error":null}\n')
+    path.write_bytes(own_line("a"))
     (tmp_path / ".r.jsonl.4242.tmp").write_bytes(b'{"id":"a"')
     log = OutputLog(path)
     assert log.open().done == {"a"}

@@ -20,7 +20,7 @@ from offload.errors import (
     Timeout,
     Unreachable,
 )
-from offload.retry import RetryPolicy
+from offload.routing.retry import RetryPolicy
 from offload.testing import FakeModel, LMStudioFake
 from offload.types import Progress, StreamEnd, TextDelta
 

@@ -58,3 +58,62 @@ def test_corrupt_state_gives_an_actionable_error(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(InputError, match="--forget bad"):
         ConversationStore(tmp_path).get("bad")
+
+
+async def test_one_conversation_through_both_front_doors(tmp_path: Path) -> None:
+    """``offload ask -c`` (the Offloader) and ``AsyncLMStudio`` continue each other's threads."""
+    from offload import AsyncLMStudio, Offloader
+    from offload.config import parse_config
+    from offload.testing import LMStudioFake
+
+    fake = LMStudioFake()
+    with fake.serve() as server:
+
+        def routed() -> Offloader:
+            return Offloader(parse_config({}, env={}), base_url=server.url, state_dir=tmp_path, ledger=False)
+
+        async with routed() as off:
+            first = await off.ask("remember 7", conversation="proj")
+        async with AsyncLMStudio(server.url, state_dir=tmp_path) as lms:
+            second = await lms.chat("what number?", conversation="proj")
+        async with routed() as off:
+            third = await off.ask("and now?", conversation="proj")
+    bodies = [r.body for r in fake.requests if r.path == "/api/v1/chat"]
+    assert [b["model"] for b in bodies] == [bodies[0]["model"]] * 3
+    assert bodies[1]["previous_response_id"] == first.result.response_id
+    assert bodies[2]["previous_response_id"] == second.response_id
+    state = ConversationStore(tmp_path / "conversations").get("proj")
+    assert state.response_id == third.result.response_id
+    assert state.turns == 3
+    assert state.ref == f"lmstudio/{bodies[0]['model']}"
+
+
+def test_state_names_provider_and_key_and_reads_older_files(tmp_path: Path) -> None:
+    from offload.conversations import ConversationState
+
+    state = ConversationState("p", "r1", "google/gemma-3-1b", 1, 0.0, "lmstudio")
+    assert state.ref == "lmstudio/google/gemma-3-1b"
+    assert state.key_for("lmstudio") == "google/gemma-3-1b"
+    assert state.key_for("embedded") is None
+    (tmp_path / "by-cli.json").write_text('{"response_id": "r", "model": "lmstudio/google/gemma-3-1b"}')
+    (tmp_path / "by-client.json").write_text('{"response_id": "r", "model": "google/gemma-3-1b"}')
+    store = ConversationStore(tmp_path)
+    for name in ("by-cli", "by-client"):
+        assert store.get(name).key_for("lmstudio") == "google/gemma-3-1b"
+    assert store.get("by-cli").ref == "lmstudio/google/gemma-3-1b"
+
+
+async def test_client_refuses_a_conversation_held_by_another_provider(tmp_path: Path) -> None:
+    from offload import AsyncLMStudio
+    from offload.testing import LMStudioFake
+
+    store = ConversationStore(tmp_path / "conversations")
+    async with store.turn("elsewhere") as turn:
+        turn.commit("resp_1", "claude-haiku-4-5", "anthropic")
+    fake = LMStudioFake()
+    with fake.serve() as server:
+        async with AsyncLMStudio(server.url, state_dir=tmp_path) as lms:
+            with pytest.raises(InputError, match="continues on anthropic/claude-haiku-4-5") as caught:
+                await lms.chat("hi", conversation="elsewhere")
+    assert "offload ask -c elsewhere" in str(caught.value)
+    assert [r for r in fake.requests if r.path == "/api/v1/chat"] == []

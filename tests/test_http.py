@@ -110,7 +110,7 @@ def test_redact_nested() -> None:
         ("http://192.168.1.20:1234", True),
         ("http://10.0.0.5:8000/v1", True),
         ("http://studio.local:1234", True),
-        ("http://gpubox:8000", True),
+        ("http://gpubox:8000", False),  # dotless: local only with `local: true`
         ("https://api.anthropic.com", False),
         ("https://openrouter.ai/api/v1", False),
         ("http://8.8.8.8", False),

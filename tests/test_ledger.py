@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from offload.config import Config, parse_config
-from offload.cooldown import Cooldowns
 from offload.errors import AuthError, InputError, ProviderError, Unreachable
 from offload.ledger import BASELINE_HINT, Ledger, default_path, nano_usd, parse_when, schema
-from offload.router import CallEvent, CallOptions, Candidate, Router
+from offload.routing.cooldown import Cooldowns
+from offload.routing.router import CallEvent, CallOptions, Candidate, Router
 from offload.testing.scripted import ScriptedProvider
 from offload.types import ChatRequest, ChatResult, Timings, Usage
 
@@ -403,7 +403,7 @@ WRITER_SCRIPT = """
 import sys
 from offload.config import parse_config
 from offload.ledger import Ledger
-from offload.router import Candidate, CallEvent
+from offload.routing.router import Candidate, CallEvent
 from offload.types import ChatResult, Usage
 
 cfg = parse_config({"models": {"mode": "replace", "providers": {

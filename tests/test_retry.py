@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from offload.errors import (
+    AuthError,
+    BadResponse,
     ContextOverflow,
     InvalidRequest,
     ProviderError,
@@ -14,7 +16,7 @@ from offload.errors import (
     ServerError,
     Unreachable,
 )
-from offload.retry import RetryPolicy, call_with_retry, stream_with_retry
+from offload.routing.retry import RetryPolicy, call_with_retry, stream_with_retry
 
 
 class Clock:
@@ -126,3 +128,105 @@ async def test_stream_retried_only_before_first_event() -> None:
     with pytest.raises(Unreachable):
         await consume()
     assert got == ["partial"] and starts["n"] == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        AuthError("401 invalid key"),
+        InvalidRequest("bad key"),
+        ContextOverflow("too long"),
+        BadResponse("garbled"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+async def test_stream_does_not_retry_what_must_not_be_retried(error: ProviderError) -> None:
+    clock = Clock()
+    starts = {"n": 0}
+
+    async def refuses() -> AsyncIterator[str]:
+        starts["n"] += 1
+        raise error
+        yield "never"  # pragma: no cover
+
+    with pytest.raises(type(error)):
+        async for _ in stream_with_retry(refuses, RetryPolicy(attempts=5), sleep=clock.sleep, clock=clock):
+            pass
+    assert starts["n"] == 1
+    assert clock.sleeps == []
+
+
+async def test_stream_retries_transient_errors_within_the_attempt_budget() -> None:
+    clock = Clock()
+    starts = {"n": 0}
+
+    async def always_503() -> AsyncIterator[str]:
+        starts["n"] += 1
+        raise ServerError("503 loading")
+        yield "never"  # pragma: no cover
+
+    retried: list[int] = []
+    with pytest.raises(ServerError):
+        async for _ in stream_with_retry(
+            always_503,
+            RetryPolicy(attempts=3, base=1.0, jitter=0.0),
+            sleep=clock.sleep,
+            clock=clock,
+            on_retry=lambda _e, n, _w: retried.append(n),
+        ):
+            pass
+    assert starts["n"] == 3
+    assert clock.sleeps == [1.0, 2.0]
+    assert retried == [1, 2]
+
+
+async def test_stream_time_budget_is_bounded() -> None:
+    clock = Clock()
+    starts = {"n": 0}
+
+    async def limited() -> AsyncIterator[str]:
+        starts["n"] += 1
+        raise RateLimited("429", retry_after=40.0)
+        yield "never"  # pragma: no cover
+
+    with pytest.raises(RateLimited):
+        async for _ in stream_with_retry(
+            limited, RetryPolicy(attempts=5, budget=60.0), sleep=clock.sleep, clock=clock
+        ):
+            pass
+    assert starts["n"] == 2
+    assert clock.sleeps == [40.0]
+
+
+async def test_a_wait_that_exactly_meets_the_time_budget_still_retries() -> None:
+    clock = Clock()
+    fn, calls = failing([RateLimited("x", retry_after=60.0)])
+    assert (
+        await call_with_retry(fn, RetryPolicy(attempts=2, budget=60.0), sleep=clock.sleep, clock=clock)
+        == "ok"
+    )
+    assert calls["n"] == 2
+
+
+@pytest.mark.parametrize("another", [False, True])
+async def test_a_refused_connection_is_retried_only_when_nothing_else_is_left(another: bool) -> None:
+    clock = Clock()
+    fn, calls = failing([Unreachable("refused", refused=True)])
+    call = call_with_retry(fn, RetryPolicy(jitter=0.0), another=another, sleep=clock.sleep, clock=clock)
+    if another:
+        with pytest.raises(Unreachable):
+            await call
+        assert calls["n"] == 1
+    else:
+        assert await call == "ok"
+        assert calls["n"] == 2
+
+
+def test_retry_after_hint_is_capped_by_the_budget() -> None:
+    assert RetryPolicy(budget=10.0).delay(0, hint=99.0) == 10.0
+    assert RetryPolicy(budget=10.0).delay(0, hint=3.0) == 3.0
+
+
+def test_backoff_grows_from_base_and_stops_at_the_cap() -> None:
+    policy = RetryPolicy(base=0.5, cap=3.0, jitter=0.0)
+    assert [policy.delay(i) for i in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]

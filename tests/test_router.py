@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from offload.config import parse_config
-from offload.cooldown import Cooldowns
 from offload.errors import (
     AllCandidatesFailed,
     AuthError,
@@ -22,8 +21,9 @@ from offload.errors import (
     Timeout,
     Unreachable,
 )
-from offload.retry import RetryPolicy
-from offload.router import CallEvent, CallOptions, Router
+from offload.routing.cooldown import Cooldowns
+from offload.routing.retry import RetryPolicy
+from offload.routing.router import CallEvent, CallOptions, Router
 from offload.testing.scripted import ScriptedProvider
 from offload.types import ChatRequest, TextDelta
 
@@ -203,22 +203,39 @@ def test_cooldown_schedule_caps_and_does_not_extend_while_running() -> None:
 async def test_local_only_never_contacts_hosted_candidates() -> None:
     router, local, cloud, _, _, _ = make()
     local.add(Unreachable("down", refused=True), Unreachable("down", refused=True))
-    with pytest.raises(Unreachable):
+    with pytest.raises(LocalOnlyRefused) as info:  # only the refused hosted candidate was left
         await router.chat(REQ, CallOptions(local_only=True))
     assert cloud.calls == []
+    assert info.value.refused == ("cloud/big",)
+    assert str(info.value).startswith(
+        "local-only mode refused hosted candidate(s): cloud/big; "
+        "the local one(s) failed: local/small unreachable"
+    )
+    assert info.value.exit_code == 11
     with pytest.raises(LocalOnlyRefused, match="cloud/big"):
         await router.chat(REQ, CallOptions(model="cloud/big", local_only=True, fallbacks=False))
     assert cloud.calls == []
 
 
-async def test_local_only_from_config_and_task_settings() -> None:
-    cfg = {**CONFIG, "offload": {"localOnly": True, "tasks": {"triage": {"localOnly": False}}}}
-    router, local, cloud, _, _, _ = make(cfg)
-    local.default = "local"
+async def test_local_only_is_a_floor_that_tasks_and_calls_add_to_but_never_lift() -> None:
+    cfg = {**CONFIG, "offload": {"localOnly": True, "tasks": {"triage": {"gate": "off"}}}}
+    router, _, cloud, _, _, _ = make(cfg)
     cloud.default = "cloud"
     with pytest.raises(LocalOnlyRefused):
         await router.chat(REQ, CallOptions(model="cloud/big", fallbacks=False))
-    routed = await router.chat(REQ, CallOptions(model="cloud/big", fallbacks=False, task="triage"))
+    with pytest.raises(LocalOnlyRefused):
+        await router.chat(
+            REQ, CallOptions(model="cloud/big", fallbacks=False, task="triage", local_only=False)
+        )
+    assert cloud.calls == []
+    by_task = {**CONFIG, "offload": {"tasks": {"triage": {"localOnly": True}}}}
+    router, _, cloud, _, _, _ = make(by_task)
+    cloud.default = "cloud"
+    with pytest.raises(LocalOnlyRefused):
+        await router.chat(
+            REQ, CallOptions(model="cloud/big", fallbacks=False, task="triage", local_only=False)
+        )
+    routed = await router.chat(REQ, CallOptions(model="cloud/big", fallbacks=False))
     assert routed.result.content == "cloud"
 
 
@@ -287,14 +304,147 @@ async def test_previous_response_id_only_goes_to_thread_capable_candidates() -> 
     assert cloud.calls == []
 
 
-def test_exempted_providers_do_not_cool_down_and_exemptions_nest() -> None:
+def test_exempted_providers_do_not_cool_down() -> None:
     clock = Clock()
-    cd = Cooldowns(clock)
-    cd.exempt({"local"})
-    cd.exempt({"local"})
-    assert cd.failed("local/small") == 0.0 and cd.remaining("local/small") == 0.0
+    cd = Cooldowns(clock, exempt={"local"})
+    assert cd.failed("local/small") == 0.0
+    assert cd.remaining("local/small") == 0.0
     assert cd.failed("cloud/big") == 30.0  # other providers are unaffected
-    cd.unexempt({"local"})
-    assert cd.failed("local/small") == 0.0  # still exempt once more
-    cd.unexempt({"local"})
-    assert cd.failed("local/small") == 30.0 and cd.remaining("local/small") == 30.0
+    assert cd.remaining("cloud/big") == 30.0
+
+
+CHAIN3: dict[str, Any] = {
+    "agents": {"defaults": {"model": {"primary": "a/m", "fallbacks": ["b/m", "c/m"]}}},
+    "models": {
+        "mode": "replace",
+        "providers": {
+            "a": {"baseUrl": "http://127.0.0.1:9", "models": [{"id": "m", "maxTokens": 100}]},
+            "b": {"baseUrl": "http://127.0.0.1:11", "models": [{"id": "m"}]},
+            "c": {"baseUrl": "http://127.0.0.1:12", "models": [{"id": "m"}]},
+        },
+    },
+}
+
+
+def make3() -> tuple[Router, dict[str, ScriptedProvider], list[str], list[CallEvent]]:
+    router, _, _, notes, events, _ = make(CHAIN3)
+    providers = {name: ScriptedProvider(name) for name in "abc"}
+    for name, provider in providers.items():
+        router.pool.put(name, provider)
+    return router, providers, notes, events
+
+
+async def test_failover_walks_a_chain_of_three_in_order() -> None:
+    router, p, notes, events = make3()
+    p["a"].add(AuthError("401"))
+    p["b"].add(ModelNotFound("no m"))
+    p["c"].add("third time lucky")
+    routed = await router.chat(REQ)
+    assert routed.candidate.name == "c/m"
+    assert [a.candidate for a in routed.attempts] == ["a/m", "b/m", "c/m"]
+    assert notes == [
+        "offload: a/m failed (auth: 401) → trying b/m",
+        "offload: b/m failed (model_not_found: no m) → trying c/m",
+    ]
+    assert [e.outcome for e in events] == ["auth", "model_not_found", "ok"]
+    assert [e.failover for e in events] == [False, True, True]
+
+
+async def test_the_middle_of_three_fails_over_at_once_when_its_server_refuses() -> None:
+    router, p, notes, _ = make3()
+    p["a"].add(AuthError("401"))
+    p["b"].add(Unreachable("refused", refused=True))
+    p["c"].add("ok")
+    await router.chat(REQ)
+    assert len(p["b"].calls) == 1  # another candidate was left: no retry on b
+    assert notes[1] == "offload: b/m failed (unreachable: refused) → trying c/m"
+
+
+async def test_the_last_of_three_retries_a_refused_connection() -> None:
+    router, p, _, _ = make3()
+    p["a"].add(AuthError("401"))
+    p["b"].add(AuthError("401"))
+    p["c"].add(Unreachable("refused", refused=True), "back")
+    routed = await router.chat(REQ)
+    assert routed.result.content == "back"
+    assert len(p["c"].calls) == 2
+
+
+async def test_all_three_failing_lists_three_attempts_and_cools_each_down() -> None:
+    router, p, _, _ = make3()
+    p["a"].add(AuthError("401"))
+    p["b"].add(ServerError("500"), ServerError("500"))
+    p["c"].add(ContextOverflow("too long"))
+    with pytest.raises(AllCandidatesFailed) as info:
+        await router.chat(REQ)
+    assert [a.candidate for a in info.value.attempts] == ["a/m", "b/m", "c/m"]
+    assert [type(e) for e in info.value.errors] == [AuthError, ServerError, ContextOverflow]
+    assert set(router.cooldowns.snapshot()) == {"a/m", "b/m"}  # c: only this request was too long
+
+
+async def test_a_stop_in_the_middle_of_three_never_reaches_the_last() -> None:
+    router, p, _, _ = make3()
+    p["a"].add(AuthError("401"))
+    p["b"].add(InvalidRequest("bad key"))
+    with pytest.raises(InvalidRequest) as info:
+        await router.chat(REQ)
+    assert p["c"].calls == []
+    assert [a.candidate for a in info.value.attempts] == ["a/m", "b/m"]
+    assert router.cooldowns.remaining("b/m") == 0.0
+
+
+async def test_a_cooling_candidate_in_the_middle_is_skipped_and_the_last_answers() -> None:
+    router, p, _, _ = make3()
+    router.cooldowns.failed("b/m")
+    p["a"].add(AuthError("401"))
+    p["c"].add("c answers")
+    routed = await router.chat(REQ)
+    assert routed.result.content == "c answers"
+    assert p["b"].calls == []
+    assert routed.attempts[1].error == "cooling down (30s left)"
+
+
+async def test_chain_ends_all_failed_when_the_rest_is_cooling() -> None:
+    router, p, _, _ = make3()
+    router.cooldowns.failed("b/m")
+    router.cooldowns.failed("c/m")
+    p["a"].add(AuthError("401"))
+    with pytest.raises(AllCandidatesFailed) as info:
+        await router.chat(REQ)
+    assert [a.outcome for a in info.value.attempts] == ["failed", "skipped", "skipped"]
+
+
+async def test_output_cap_is_clamped_to_the_models_max_tokens() -> None:
+    router, p, _, _ = make3()
+    p["a"].default = "ok"
+    p["b"].default = "ok"
+    await router.chat(ChatRequest.from_prompt("hi", max_output_tokens=500))
+    await router.chat(ChatRequest.from_prompt("hi", max_output_tokens=50))
+    assert [c.max_output_tokens for c in p["a"].calls] == [100, 50]
+    await router.chat(
+        ChatRequest.from_prompt("hi", max_output_tokens=500), CallOptions(model="b/m", fallbacks=False)
+    )
+    assert p["b"].calls[0].max_output_tokens == 500  # no maxTokens declared: untouched
+
+
+async def test_a_success_clears_the_cooldown_record() -> None:
+    router, p, _, _ = make3()
+    p["a"].add(ServerError("500"), ServerError("500"), "ok")
+    p["b"].add("b")
+    await router.chat(REQ)
+    assert router.cooldowns.remaining("a/m") == 30.0
+    router.cooldowns = Cooldowns(lambda: 10_000.0)  # later: a's cooldown has run out
+    await router.chat(REQ)
+    assert router.cooldowns.snapshot() == {}
+
+
+async def test_a_stream_that_fails_before_content_fails_over_with_a_notice() -> None:
+    router, p, notes, _ = make3()
+    p["a"].add(AuthError("401"))
+    p["b"].add("streamed")
+    stream = router.stream(REQ)
+    text = "".join([e.text async for e in stream if isinstance(e, TextDelta)])
+    assert text == "streamed"
+    assert stream.routed is not None
+    assert stream.routed.candidate.name == "b/m"
+    assert notes == ["offload: a/m failed (auth: 401) → trying b/m"]

@@ -187,7 +187,9 @@ def test_local_only_never_leaves_the_machine(
         ),
     )
     run = offload("--config", str(cfg), "ask", "hi", env=ENV)
-    assert run.code == 3 and "not reachable" in run.err
+    assert run.code == 11  # only the refused hosted candidate was left
+    assert "local-only mode refused hosted candidate(s): anthropic/claude-sonnet-4-5" in run.err
+    assert "not reachable" in run.err
     flag = offload("--config", str(cfg), "ask", "hi", "--model", "Sonnet", "--no-fallback", env=ENV)
     assert (
         flag.code == 11
@@ -208,7 +210,8 @@ def test_local_only_flag_overrides_config(
         ),
     )
     run = offload("--config", str(cfg), "ask", "hi", "--local-only", env=ENV)
-    assert run.code == 3
+    assert run.code == 11
+    assert "refused hosted candidate(s): anthropic/claude-sonnet-4-5" in run.err
     assert claude.requests == []
 
 
@@ -294,3 +297,22 @@ def test_config_commands(fakes: tuple[LMStudioFake, str, AnthropicFake], offload
     init = offload("config", "init", "--layout", "local-only")
     assert init.code == 0 and (offload_home / "config.json5").exists()
     assert offload("config", "init").code == 2  # exists: no overwrite without --force
+
+
+def test_local_only_with_the_local_server_down_names_the_refused_hosted_model(
+    fakes: tuple[LMStudioFake, str, AnthropicFake], offload_home: Path
+) -> None:
+    _, _, claude = fakes
+    down = f"http://127.0.0.1:{closed_port()}"
+    cfg = write_config(
+        offload_home, seed_config(down, claude.url, primary="lmstudio/google/gemma-3-1b", fallbacks=[])
+    )
+    run = offload(
+        "--config", str(cfg), "ask", "--local-only", "-m", "anthropic/claude-sonnet-4-6", "hi", env=ENV
+    )
+    assert run.code == 11
+    final = next(line for line in run.err.splitlines() if "local-only mode refused" in line)
+    assert "local-only mode refused hosted candidate(s): anthropic/claude-sonnet-4-6" in final
+    assert "lmstudio/google/gemma-3-1b unreachable" in final
+    assert "Traceback" not in run.err
+    assert claude.requests == []

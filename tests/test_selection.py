@@ -6,7 +6,7 @@ import pytest
 
 from offload.errors import ModelNotFound
 from offload.protocols.lmstudio import parse_models
-from offload.selection import Need, choose, size_of
+from offload.routing.selection import Need, choose, size_of
 from offload.types import ChatRequest, LoadedInstance, ModelInfo
 from tests.conftest import recorded
 

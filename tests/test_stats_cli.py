@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +21,12 @@ from offload.ledger import Ledger, default_path
 from offload.ledger.html import render_html
 from tests.test_ledger import config, config_without_baseline, fill_known, ok
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(
+    shutil.which("chromium")
+    or shutil.which("chromium-browser")
+    or shutil.which("google-chrome")
+    or "/nonexistent"
+)
 
 
 def invoke(*args: str) -> Result:
@@ -242,7 +248,8 @@ document.body.insertAdjacentHTML('beforeend', '<pre id="probe">' + JSON.stringif
 
 @pytest.mark.browser
 @pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs headless Chromium at /usr/bin/chromium (apt install chromium)"
+    not CHROMIUM.exists(),
+    reason="needs headless Chromium on PATH: scripts/test-deps.sh installs it (apt install chromium)",
 )
 def test_the_html_report_renders_its_charts_in_chromium(known: Path, tmp_path: Path) -> None:
     with Ledger.open_readonly(known) as reader:

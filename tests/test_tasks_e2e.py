@@ -181,3 +181,26 @@ def test_user_template_from_the_shell(
     assert run.out.strip() == "Spend less, ship more."
     missing = offload("run", "tagline", "x")
     assert missing.code == 2 and "needs audience" in missing.err and "--var audience=..." in missing.err
+
+
+def test_generated_commands_read_files_and_guess_what_they_can(
+    env: tuple[LMStudioFake, OpenAIFake, dict[str, str]], tmp_path: Path
+) -> None:
+    lms, _, _ = env
+    review = json.dumps({"summary": "Fine.", "findings": []})
+    lms.script(review, review, review, json.dumps({"label": "bug"}))
+    diff = tmp_path / "change.diff"
+    diff.write_text("diff --git a/a.py b/a.py\n+cache = {}\n")
+    assert task("review", str(diff)).code == 0
+    assert task("review", "--kind", "patch set", str(diff)).code == 0
+    assert task("review", input="def f(): pass\n").code == 0
+    labels = tmp_path / "labels.txt"
+    labels.write_text("bug\nfeature\n\n")
+    assert task("classify", "--labels-file", str(labels), "It crashes").json()["output"] == {"label": "bug"}
+    chats = [r.body for r in lms.requests if r.path == "/v1/chat/completions"]
+    prompts = [body["messages"][-1]["content"] for body in chats]
+    assert len(prompts) == 4
+    assert "Review this diff." in prompts[0]
+    assert "Review this patch set." in prompts[1]  # an explicit --kind wins over the guess
+    assert "Review this text." in prompts[2]
+    assert "bug, feature." in prompts[3]

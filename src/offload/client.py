@@ -12,7 +12,7 @@ duplicate instances on load, unload-and-verify, and named stateful conversations
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -20,12 +20,20 @@ from typing import Any, Self
 
 import httpx
 
+from offload import loading
 from offload.conversations import ConversationStore, ConversationTurn
-from offload.errors import InputError, ModelNotFound, OffloadError, ProviderError, closest
+from offload.errors import (
+    InputError,
+    ModelNotFound,
+    OutOfMemory,
+    ProviderError,
+    UnloadIncomplete,
+    closest,
+)
 from offload.http import RequestLog, default_timeout
 from offload.providers.lmstudio import LMStudioProvider
-from offload.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
-from offload.selection import Choice, Need, Prefer, choose
+from offload.routing.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
+from offload.routing.selection import Choice, Need, Prefer, choose
 from offload.settings import data_dir, lmstudio_token, lmstudio_url
 from offload.tokens import DEFAULT_MAX_OUTPUT
 from offload.types import (
@@ -37,19 +45,6 @@ from offload.types import (
     StreamEnd,
     StreamEvent,
 )
-
-
-class UnloadIncomplete(OffloadError):
-    """Instances were still loaded after unloading them."""
-
-    kind = "unload_incomplete"
-
-    def __init__(self, remaining: Sequence[str], address: str) -> None:
-        self.remaining = tuple(remaining)
-        super().__init__(
-            f"still loaded on {address} after unload: {', '.join(self.remaining)}",
-            remedy="retry `offload unload`, or unload them in LM Studio (or `lms unload --all`)",
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +82,7 @@ class AsyncLMStudio:
         )
         self.retry = retry or RetryPolicy()
         self.conversations = ConversationStore((state_dir or data_dir()) / "conversations")
+        self.record = loading.LoadRecord((state_dir or data_dir()) / "loaded-by-offload.json")
         self._on_retry = on_retry
         self._on_choice = on_choice
 
@@ -135,21 +131,76 @@ class AsyncLMStudio:
         flash_attention: bool | None = None,
         eval_batch_size: int | None = None,
         new_instance: bool = False,
+        ttl: int | None = None,
     ) -> LoadResult:
-        """Load ``key``; an already-loaded key is reused unless ``new_instance`` is set."""
+        """Load ``key``; an already-loaded key is reused unless ``new_instance`` is set.
+
+        ``ttl`` gives the instance LM Studio's idle TTL (seconds). When the server runs out of
+        memory, instances offload loaded earlier are unloaded — or, if there are none, the next
+        smaller model of the same family is loaded instead — and the load is retried once;
+        ``LoadResult.note`` says what was done. Load events go to ``offload.loading``.
+        """
         model = await self.find(key)
         if model.loaded and not new_instance:
             inst = model.loaded_instances[0]
-            return LoadResult(inst.id, None, model.type, "loaded", True, dict(inst.config))
-        result: LoadResult = await self._retrying(
-            lambda: self.provider.load(
-                key,
-                context_length=context_length,
-                flash_attention=flash_attention,
-                eval_batch_size=eval_batch_size,
+            note = "already loaded; its TTL is unchanged" if ttl else None
+            return LoadResult(inst.id, None, model.type, "loaded", True, dict(inst.config), note)
+        if ttl is not None and (context_length or flash_attention is not None or eval_batch_size):
+            raise InputError(
+                "LM Studio's REST API cannot load with a TTL and load options at once",
+                remedy="drop --ttl, or the --context-length / --flash-attention / --eval-batch-size options",
             )
-        )
+
+        async def attempt(target: ModelInfo) -> LoadResult:
+            if ttl is not None:
+                return await self.provider.load_with_ttl(target.key, ttl, embedding=not target.is_llm)
+            result: LoadResult = await self._retrying(
+                lambda: self.provider.load(
+                    target.key,
+                    context_length=context_length,
+                    flash_attention=flash_attention,
+                    eval_batch_size=eval_batch_size,
+                )
+            )
+            return result
+
+        with loading.announced(self.provider.name, self.base_url, key):
+            try:
+                result = await attempt(model)
+            except OutOfMemory as exc:
+                result = await self._load_after_oom(exc, model, attempt)
+        self.record.add(self.base_url, result.instance_id)
         return result
+
+    async def _load_after_oom(
+        self, exc: OutOfMemory, model: ModelInfo, attempt: Callable[[ModelInfo], Any]
+    ) -> LoadResult:
+        """Free memory (unload offload's own instances) or step down to a smaller sibling; retry once."""
+        models = await self.models()
+        owner = {i.id: m.key for m in models for i in m.loaded_instances}
+        mine = [i for i in self.record.ids(self.base_url) if i in owner and owner[i] != model.key]
+        if mine:
+            for instance_id in mine:
+                await self._unload_one(instance_id)
+            self.record.discard(self.base_url, mine)
+            note = f"unloaded {', '.join(mine)} (loaded earlier by offload) to free memory"
+            target = model
+        else:
+            sibling = loading.smaller_sibling(models, model.key)
+            if sibling is None:
+                exc.remedy = (exc.remedy or "") + (
+                    "; offload had no idle instances of its own to unload and found no smaller "
+                    f"model of the same family as {model.key}"
+                )
+                raise exc
+            note = f"{model.key} did not fit in memory; loaded the smaller {sibling.key} instead"
+            target = sibling
+        try:
+            result: LoadResult = await attempt(target)
+        except OutOfMemory as again:
+            again.remedy = f"tried once after this: {note}; " + (again.remedy or "")
+            raise again from None
+        return replace(result, note=note)
 
     async def unload(
         self, key: str | None = None, *, instance_id: str | None = None, all: bool = False
@@ -170,6 +221,7 @@ class AsyncLMStudio:
             targets = [i.id for m in models for i in m.loaded_instances]
         for target in targets:
             await self._unload_one(target)
+        self.record.discard(self.base_url, targets)
         still = {i.id for m in await self.models() for i in m.loaded_instances}
         remaining = [t for t in targets if t in still]
         if remaining:
@@ -180,7 +232,7 @@ class AsyncLMStudio:
         await self._retrying(lambda: self.provider.unload(instance_id))
 
     async def choose(self, request: ChatRequest, prefer: Prefer = "fast") -> Choice:
-        """Pick a model for ``request`` (see ``offload.selection``)."""
+        """Pick a model for ``request`` (see ``offload.routing.selection``)."""
         need = Need.of(request, request.max_output_tokens or DEFAULT_MAX_OUTPUT)
         choice = choose(await self.models(), need, prefer)
         if self._on_choice is not None:
@@ -196,13 +248,24 @@ class AsyncLMStudio:
             if request.previous_response_id is None and turn.previous_response_id:
                 request = replace(request, previous_response_id=turn.previous_response_id)
             if request.model is None and turn.state.model:
-                request = request.with_model(turn.state.model)
+                request = request.with_model(self._conversation_model(turn))
         if request.model is None:
             choice = await self.choose(request, opts.prefer)
             request = request.with_model(choice.model.key)
             if request.context_length is None and choice.context_length:
                 request = replace(request, context_length=choice.context_length)
         return request
+
+    def _conversation_model(self, turn: ConversationTurn) -> str:
+        key = turn.state.key_for(self.provider.name)
+        if key is None:
+            raise InputError(
+                f"conversation {turn.state.name!r} continues on {turn.state.ref}, "
+                f"not on LM Studio at {self.base_url}",
+                remedy=f"continue it with `offload ask -c {turn.state.name}` (or Offloader), "
+                "or start a new conversation",
+            )
+        return key
 
     async def _loaded_ids(self) -> set[str]:
         return {i.id for m in await self.models() for i in m.loaded_instances}
@@ -245,7 +308,7 @@ class AsyncLMStudio:
             events = _single(lambda: self._retrying(lambda: self.provider.chat(request)))
         async for event in events:
             if isinstance(event, StreamEnd) and turn is not None:
-                turn.commit(event.result.response_id, request.model)
+                turn.commit(event.result.response_id, request.model, self.provider.name)
             yield event
             if isinstance(event, StreamEnd) and opts.unload_after:
                 await self._unload_if_new(event.result, before)

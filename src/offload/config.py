@@ -36,6 +36,7 @@ from offload.config_schema import (
     TaskSettings,
     read_offload,
     read_providers,
+    read_routing,
 )
 from offload.errors import ConfigError
 from offload.settings import config_path
@@ -121,6 +122,30 @@ class Config:
     def task(self, name: str | None) -> TaskSettings:
         """Settings for task ``name`` (empty settings when none are configured)."""
         return self.settings.tasks.get(name or "", TaskSettings())
+
+    def warnings(self) -> list[str]:
+        """Legal but risky settings (``config check`` and ``doctor`` print them)."""
+        from offload.locality import BUILTIN_HOSTED, host_of, is_hosted_domain, is_loopback_url
+
+        out: list[str] = []
+        raw = self.merged.get("models", {}).get("providers", {})
+        for pid, provider in self.providers.items():
+            entry = raw.get(pid)
+            explicit = entry.get("local") if isinstance(entry, Mapping) else None
+            host = host_of(provider.base_url)
+            if pid in BUILTIN_HOSTED and provider.local and is_loopback_url(provider.base_url):
+                out.append(
+                    f"models.providers.{pid}.baseUrl points at this machine ({host}): the built-in hosted "
+                    f"provider {pid} then counts as local, so it gets prompts under local-only and its API "
+                    "key goes to that server; set local: false if it proxies the hosted API, or give the "
+                    "local server its own provider id"
+                )
+            if explicit is True and is_hosted_domain(provider.base_url):
+                out.append(
+                    f"models.providers.{pid}.local: true is set on a hosted API ({host}): local-only "
+                    "would send prompts to it; remove local: true"
+                )
+        return out
 
     def show(self) -> dict[str, Any]:
         """The effective merged config with every secret redacted (``offload config show``)."""
@@ -238,6 +263,7 @@ def parse_config(
     settings = read_offload(problems.obj(doc.get("offload", {}), "offload"), problems)
     chain = _default_chain(agents.get("model"), problems, settings.embedded and "embedded" in providers)
     aliases = _aliases(agents.get("models", {}), problems)
+    providers = _model_routing(agents.get("models", {}), providers, problems)
     problems.raise_if_any(source)
     shown = {**doc, "models": {**models, "mode": mode, "providers": merged}}
     if settings.savings_baseline is None and _priced(providers):
@@ -289,6 +315,26 @@ def _aliases(value: Any, problems: Problems) -> dict[str, str]:
             continue
         out[alias.strip().lower()] = ref
     return out
+
+
+def _model_routing(
+    value: Any, providers: dict[str, ProviderConfig], problems: Problems
+) -> dict[str, ProviderConfig]:
+    """Apply ``agents.defaults.models["provider/model"].params.provider`` (OpenRouter routing)."""
+    for ref, entry in problems.obj(value, "agents.defaults.models").items():
+        params = problems.obj(
+            problems.obj(entry, f'agents.defaults.models["{ref}"]').get("params", {}), "params"
+        )
+        path = f'agents.defaults.models["{ref}"].params.provider'
+        routing = read_routing(params.get("provider"), path, problems)
+        pid, _, mid = str(ref).partition("/")
+        provider = providers.get(pid.lower())
+        if not routing or provider is None or not mid:
+            continue
+        declared = provider.model(mid) or ModelDef(id=mid)
+        models = [m for m in provider.models if m.id != mid]
+        providers[provider.id] = replace(provider, models=(*models, replace(declared, routing=routing)))
+    return providers
 
 
 def describe_auto(ref: ModelRef) -> str:

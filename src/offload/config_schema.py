@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from offload.errors import ConfigError, closest
+from offload.tasks.taskdef import GATES, ON_FAIL
 
 SUPPORTED_APIS = ("lmstudio", "embedded", "openai-completions", "openai-responses", "anthropic-messages")
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
-GATES = ("off", "checks", "judge")
-ON_FAIL = ("escalate", "fail", "warn")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +52,8 @@ class ModelDef:
     context_window: int | None = None
     max_tokens: int | None = None
     api: str | None = None
+    routing: Mapping[str, Any] = field(default_factory=dict)
+    """OpenRouter provider preferences (``params.provider``: ``order``, ``only``, …), sent as-is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,8 @@ class OffloadSettings:
     store_text: bool = False
     tasks: Mapping[str, TaskSettings] = field(default_factory=dict)
     gateway: GatewaySettings = field(default_factory=lambda: GatewaySettings())
+    keep_warm: int | None = None
+    """Idle seconds LM Studio keeps the models offload loads (its idle TTL); ``None``: no TTL."""
 
 
 class Problems:
@@ -257,7 +260,7 @@ def read_providers(
 def _provider(
     pid: str, e: Mapping[str, Any], path: str, p: Problems, env: Mapping[str, str]
 ) -> ProviderConfig | None:
-    from offload.http import is_local_url
+    from offload.locality import is_local_url
 
     base_urls = p.strings(e.get("baseUrls"), f"{path}.baseUrls") or ()
     base_url = (
@@ -333,36 +336,90 @@ def _model(raw: Any, path: str, p: Problems) -> ModelDef | None:
         context_window=p.positive_int(m.get("contextWindow"), f"{path}.contextWindow"),
         max_tokens=p.positive_int(m.get("maxTokens"), f"{path}.maxTokens"),
         api=p.string(m.get("api"), f"{path}.api"),
+        routing=read_routing(
+            p.obj(m.get("params", {}), f"{path}.params").get("provider"), f"{path}.params.provider", p
+        ),
     )
     return model if mid else None
 
 
+ROUTING_LISTS = ("order", "only", "ignore", "quantizations")
+ROUTING_FLAGS = ("allow_fallbacks", "require_parameters")
+
+
+def read_routing(raw: Any, path: str, p: Problems) -> dict[str, Any]:
+    """OpenRouter provider preferences (``{order: ["DeepInfra"], allow_fallbacks: false}``)."""
+    if raw is None:
+        return {}
+    prefs = dict(p.obj(raw, path))
+    for key in ROUTING_LISTS:
+        if key in prefs and p.strings(prefs[key], f"{path}.{key}") is None:
+            del prefs[key]
+    for key in ROUTING_FLAGS:
+        if key in prefs and p.flag(prefs[key], f"{path}.{key}") is None:
+            del prefs[key]
+    if (
+        "data_collection" in prefs
+        and p.choice(prefs["data_collection"], f"{path}.data_collection", ("allow", "deny")) is None
+    ):
+        del prefs["data_collection"]
+    return prefs
+
+
 # --- offload's own key ----------------------------------------------------------------------
 
-OFFLOAD_KEYS = ("localOnly", "embedded", "savings", "ledger", "tasks", "gateway")
+OFFLOAD_SECTIONS: dict[str, tuple[str, ...]] = {
+    "offload": ("localOnly", "embedded", "savings", "ledger", "tasks", "gateway", "keepWarm"),
+    "offload.embedded": ("enabled", "modelsDir", "threads"),
+    "offload.savings": ("baseline",),
+    "offload.ledger": ("storeText",),
+}
+"""offload's namespace is strict: each object's allowed keys. A new setting is one entry here."""
 TASK_KEYS = ("model", "localOnly", "gate", "onFail")
+
+
+def strict_keys(o: Mapping[str, Any], path: str, p: Problems) -> None:
+    """Record every key of ``o`` that ``OFFLOAD_SECTIONS[path]`` does not allow, with a hint."""
+    allowed = OFFLOAD_SECTIONS.get(path)
+    if allowed is None:
+        return
+    for key in o:
+        if key in allowed:
+            continue
+        hint = closest(str(key), allowed, 1)
+        suggestion = f" (did you mean {hint[0]}?)" if hint else f" (known: {', '.join(allowed)})"
+        p.note(f"{path}.{key}: unknown setting{suggestion}")
 
 
 def read_offload(o: Mapping[str, Any], p: Problems) -> OffloadSettings:
     """Validate the ``offload`` object (unknown keys are errors: it is our namespace)."""
-    for key in o:
-        if key not in OFFLOAD_KEYS:
-            hint = closest(key, OFFLOAD_KEYS, 1)
-            p.note(f"offload.{key}: unknown setting" + (f" (did you mean {hint[0]}?)" if hint else ""))
-    embedded = p.obj(o.get("embedded", {}), "offload.embedded")
-    savings = p.obj(o.get("savings", {}), "offload.savings")
-    ledger = p.obj(o.get("ledger", {}), "offload.ledger")
+    strict_keys(o, "offload", p)
+    sections: dict[str, Mapping[str, Any]] = {}
+    for path in OFFLOAD_SECTIONS:
+        if path.count(".") == 1:
+            sections[path] = section = p.obj(o.get(path.split(".")[1], {}), path)
+            strict_keys(section, path, p)
+    embedded, savings, ledger = (sections[f"offload.{k}"] for k in ("embedded", "savings", "ledger"))
     tasks = p.obj(o.get("tasks", {}), "offload.tasks")
     enabled = p.flag(embedded.get("enabled"), "offload.embedded.enabled")
+    local_only = bool(p.flag(o.get("localOnly"), "offload.localOnly"))
+    task_settings = {name: _task(t, f"offload.tasks.{name}", p) for name, t in tasks.items()}
+    for name, task in task_settings.items():
+        if local_only and task.local_only is False:
+            p.note(
+                f"offload.tasks.{name}.localOnly: false cannot lift the global offload.localOnly: true "
+                "(the global setting is a floor; remove the task's localOnly or the global one)"
+            )
     return OffloadSettings(
-        local_only=bool(p.flag(o.get("localOnly"), "offload.localOnly")),
+        local_only=local_only,
         embedded=True if enabled is None else enabled,
         models_dir=p.string(embedded.get("modelsDir"), "offload.embedded.modelsDir"),
         embedded_threads=p.positive_int(embedded.get("threads"), "offload.embedded.threads"),
         savings_baseline=p.string(savings.get("baseline"), "offload.savings.baseline"),
         store_text=bool(p.flag(ledger.get("storeText"), "offload.ledger.storeText")),
-        tasks={name: _task(t, f"offload.tasks.{name}", p) for name, t in tasks.items()},
+        tasks=task_settings,
         gateway=read_gateway(o.get("gateway", {}), p),
+        keep_warm=p.positive_int(o.get("keepWarm"), "offload.keepWarm"),
     )
 
 

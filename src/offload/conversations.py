@@ -1,5 +1,11 @@
 """Named stateful conversations: the last response id per name, kept in offload's data dir.
 
+One state, one meaning, for both front doors (``offload ask -c`` / ``Offloader`` and
+``AsyncLMStudio``): a conversation remembers the response to continue from and the model that
+served it, as the provider id (``lmstudio``) and the model key that provider knows
+(``google/gemma-3-1b``); ``ref`` joins them into the ``provider/model`` reference the router
+takes. States written before the provider was recorded keep their single ``model`` string.
+
 Each conversation is one small JSON file under ``<data dir>/conversations/``. A turn holds an
 exclusive file lock on its conversation from reading the last response id until the new one
 is written, so concurrent ``offload ask --conversation NAME`` calls (threads or processes)
@@ -34,8 +40,27 @@ class ConversationState:
     name: str
     response_id: str | None = None
     model: str | None = None
+    """The model key as its provider knows it (``google/gemma-3-1b``)."""
     turns: int = 0
     updated: float = 0.0
+    provider: str | None = None
+    """The provider id that served the last turn (``None`` in states from older versions)."""
+
+    @property
+    def ref(self) -> str | None:
+        """``provider/model``, what the router takes (the bare ``model`` for older states)."""
+        if self.model is None or self.provider is None:
+            return self.model
+        return f"{self.provider}/{self.model}"
+
+    def key_for(self, provider: str) -> str | None:
+        """The model key to send to ``provider``, or ``None`` when another provider served."""
+        if self.model is None:
+            return None
+        if self.provider is None:  # older state: a bare key, or a ref written by ``offload ask``
+            prefix = f"{provider}/"
+            return self.model[len(prefix) :] if self.model.startswith(prefix) else self.model
+        return self.model if self.provider == provider else None
 
 
 class ConversationTurn:
@@ -56,12 +81,21 @@ class ConversationTurn:
         """True when the conversation has no stored turn yet (send the system prompt)."""
         return self.state.response_id is None
 
-    def commit(self, response_id: str | None, model: str | None) -> ConversationState:
-        """Record the turn's response id (a ``None`` id — ``store: false`` — changes nothing)."""
+    def commit(
+        self, response_id: str | None, model: str | None, provider: str | None = None
+    ) -> ConversationState:
+        """Record the turn's response id and the ``provider``'s ``model`` key that served it
+        (a ``None`` id — ``store: false`` — changes nothing)."""
         if response_id is None:
             return self.state
+        old = self.state
         self.state = ConversationState(
-            self.state.name, response_id, model or self.state.model, self.state.turns + 1, time.time()
+            old.name,
+            response_id,
+            model or old.model,
+            old.turns + 1,
+            time.time(),
+            provider if model else old.provider,
         )
         self._store._write(self.state)
         self.committed = True
@@ -100,6 +134,7 @@ class ConversationStore:
             model=data.get("model"),
             turns=int(data.get("turns") or 0),
             updated=float(data.get("updated") or 0.0),
+            provider=data.get("provider"),
         )
 
     def list(self) -> list[ConversationState]:

@@ -21,13 +21,41 @@
     │   └── BadResponse                    exit 8   an answer we cannot read (200-with-error quirk)
     ├── AllCandidatesFailed           exit 10  the router tried every candidate; ``attempts`` lists them
     ├── LocalOnlyRefused              exit 11  local-only mode would have needed a hosted model
+    ├── UnloadIncomplete              exit 1   instances still loaded after an unload
     └── QualityGateFailed             exit 12  the answer failed validation and could not escalate
 
-Two class-level flags drive retry and failover:
+Error classes carry the *facts* that routing needs; ``offload.routing.policy.decide`` turns
+them, with the call's situation, into retry / fail over / stop (the one place that decides):
+
+==================  =========  ========  ==========  =============
+class               retryable  failover  cools_down  environmental
+==================  =========  ========  ==========  =============
+Unreachable         yes        yes       yes         yes
+Timeout             yes        yes       yes         no
+EngineUnavailable   no         yes       yes         yes
+AuthError, Billing  no         yes       yes         yes
+ModelNotFound       no         yes       yes         yes
+ModelNotLoaded      no         yes       yes         yes
+ContextOverflow     no         yes       no          no
+ResponseNotFound    no         no        no          no
+InvalidRequest      no         no        no          no
+RateLimited         yes        yes       yes         yes
+ServerError         yes        yes       yes         no
+OutOfMemory         no         yes       yes         yes
+BadResponse         no         yes       yes         no
+==================  =========  ========  ==========  =============
 
 * ``retryable``: the same call may succeed if repeated after a pause (network blips, 5xx, 429).
-* ``failover``: another candidate model may succeed (true for nearly every provider failure;
-  false for a malformed request, which would fail everywhere).
+* ``failover``: another candidate model may succeed (false for a malformed request, which would
+  fail everywhere, and for a thread id only this server knows).
+* ``cools_down``: the failure says the candidate is unwell, so it is rested for a while (false
+  when only this request is at fault: too long, malformed, unknown thread).
+* ``environmental``: the server or account is unusable whatever the input, so a batch item
+  that meets it runs again later instead of being written as failed.
+
+Two per-instance facts complete them: ``refused`` (the connection was refused: nothing runs at
+the address, so a router with another candidate moves on at once) and ``retry_after`` (the
+server's own hint, in seconds).
 """
 
 from __future__ import annotations
@@ -74,6 +102,8 @@ class ProviderError(OffloadError):
     kind = "provider_error"
     retryable: ClassVar[bool] = False
     failover: ClassVar[bool] = True
+    cools_down: ClassVar[bool] = True
+    environmental: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -85,8 +115,14 @@ class ProviderError(OffloadError):
         address: str | None = None,
         status: int | None = None,
         code: str | None = None,
+        refused: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, remedy=remedy)
+        self.refused = refused
+        """The connection was refused: nothing runs at the address (see ``Unreachable``)."""
+        self.retry_after = retry_after
+        """The server's hint, in seconds, for when to try again (429, 503)."""
         self.provider = provider
         self.model = model
         self.address = address
@@ -112,10 +148,7 @@ class Unreachable(ProviderError, ConnectionError):
     exit_code = 3
     kind = "unreachable"
     retryable = True
-
-    def __init__(self, message: str, *, refused: bool = False, **kw: Any) -> None:
-        self.refused = refused
-        super().__init__(message, **kw)
+    environmental = True
 
 
 class Timeout(ProviderError, TimeoutError):
@@ -131,6 +164,7 @@ class EngineUnavailable(ProviderError):
 
     exit_code = 3
     kind = "engine_unavailable"
+    environmental = True
 
 
 class AuthError(ProviderError):
@@ -138,6 +172,7 @@ class AuthError(ProviderError):
 
     exit_code = 4
     kind = "auth"
+    environmental = True
 
 
 class BillingError(AuthError):
@@ -151,6 +186,7 @@ class ModelNotFound(ProviderError, LookupError):
 
     exit_code = 5
     kind = "model_not_found"
+    environmental = True
 
     def __init__(self, message: str, *, available: Sequence[str] = (), **kw: Any) -> None:
         self.available = tuple(available)
@@ -162,6 +198,7 @@ class ModelNotLoaded(ProviderError):
 
     exit_code = 5
     kind = "model_not_loaded"
+    environmental = True
 
 
 class ContextOverflow(ProviderError):
@@ -169,6 +206,7 @@ class ContextOverflow(ProviderError):
 
     exit_code = 6
     kind = "context_overflow"
+    cools_down = False
 
     def __init__(
         self,
@@ -189,6 +227,7 @@ class ResponseNotFound(ProviderError):
     exit_code = 9
     kind = "response_not_found"
     failover = False
+    cools_down = False
 
 
 class InvalidRequest(ProviderError, ValueError):
@@ -197,6 +236,7 @@ class InvalidRequest(ProviderError, ValueError):
     exit_code = 9
     kind = "invalid_request"
     failover = False
+    cools_down = False
 
     def __init__(self, message: str, *, param: str | None = None, **kw: Any) -> None:
         self.param = param
@@ -209,10 +249,7 @@ class RateLimited(ProviderError):
     exit_code = 8
     kind = "rate_limited"
     retryable = True
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kw)
+    environmental = True
 
 
 class ServerError(ProviderError):
@@ -222,9 +259,13 @@ class ServerError(ProviderError):
     kind = "server_error"
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kw)
+
+class OutOfMemory(ServerError):
+    """A model did not fit in the server's memory when loading. Retrying unchanged will not help."""
+
+    kind = "out_of_memory"
+    retryable = False
+    environmental = True
 
 
 class BadResponse(ProviderError):
@@ -272,17 +313,55 @@ class AllCandidatesFailed(OffloadError):
 
 
 class LocalOnlyRefused(OffloadError):
-    """Local-only mode is on and only hosted candidates could serve the call."""
+    """Local-only mode is on and only hosted candidates could serve the call.
+
+    Raised before any request when every candidate is hosted, and after the local candidates
+    failed when only refused hosted ones were left; then ``attempts`` and ``errors`` say how
+    the local ones failed.
+    """
 
     exit_code = 11
     kind = "local_only"
 
-    def __init__(self, refused: Sequence[str], *, remedy: str | None = None) -> None:
+    def __init__(
+        self,
+        refused: Sequence[str],
+        *,
+        remedy: str | None = None,
+        attempts: Sequence[Attempt] = (),
+        errors: Sequence[ProviderError] = (),
+    ) -> None:
         self.refused = tuple(refused)
+        self.attempts = tuple(attempts)
+        self.errors = tuple(errors)
+        message = "local-only mode refused hosted candidate(s): " + ", ".join(self.refused)
+        failed = [a for a in self.attempts if a.outcome != "ok" and a.candidate not in self.refused]
+        if failed:
+            message += "; the local one(s) failed: " + "; ".join(
+                f"{a.candidate} {a.error or a.outcome}" for a in failed
+            )
         super().__init__(
-            "local-only mode refused hosted candidate(s): " + ", ".join(self.refused),
+            message,
             remedy=remedy
-            or "add a local model to the chain, or drop --local-only / offload.localOnly for this call",
+            or (
+                "fix the local failure above (start the server, load the model), or drop --local-only /"
+                " offload.localOnly for this call"
+                if failed
+                else "add a local model to the chain, or drop --local-only / offload.localOnly for this call"
+            ),
+        )
+
+
+class UnloadIncomplete(OffloadError):
+    """Instances were still loaded after unloading them."""
+
+    kind = "unload_incomplete"
+
+    def __init__(self, remaining: Sequence[str], address: str) -> None:
+        self.remaining = tuple(remaining)
+        super().__init__(
+            f"still loaded on {address} after unload: {', '.join(self.remaining)}",
+            remedy="retry `offload unload`, or unload them in LM Studio (or `lms unload --all`)",
         )
 
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from offload.errors import ProviderError, Timeout, Unreachable
+from offload.locality import is_local_url as is_local_url  # re-exported: providers import it here
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 600.0
@@ -260,17 +260,3 @@ def describe(exc: ProviderError) -> str:
     """A one-line description used in notices: ``provider/model kind (status)``."""
     where = "/".join(p for p in (exc.provider, exc.model) if p)
     return f"{where} {exc.short()}".strip()
-
-
-def is_local_url(url: str) -> bool:
-    """True when ``url``'s host is loopback, a private address, or a local name."""
-    import ipaddress
-
-    host = (urlsplit(url).hostname or "").lower()
-    if host in ("localhost", "") or host.endswith((".local", ".localhost", ".lan", ".internal")):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return "." not in host  # a bare hostname is on the local network
-    return ip.is_loopback or ip.is_private or ip.is_link_local

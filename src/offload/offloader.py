@@ -27,9 +27,9 @@ from offload.http import RequestLog
 from offload.ledger import Ledger
 from offload.providers.base import ModelManager
 from offload.providers.registry import PoolOptions, ProviderPool
-from offload.retry import OnRetry, RetryPolicy
-from offload.router import CallOptions, Candidate, Observer, Routed, RoutedStream, Router
-from offload.selection import Choice, Prefer
+from offload.routing.retry import OnRetry, RetryPolicy
+from offload.routing.router import CallOptions, Candidate, Observer, Routed, RoutedStream, Router
+from offload.routing.selection import Choice, Prefer
 from offload.settings import data_dir
 from offload.types import ChatRequest, PromptOptions, StreamEnd, StreamEvent
 
@@ -147,7 +147,7 @@ class Offloader:
         model = opts.model or request.model  # a ref or alias; the router picks each candidate's id
         if turn is not None and turn.previous_response_id and request.previous_response_id is None:
             request = replace(request, previous_response_id=turn.previous_response_id)
-            model = model or turn.state.model
+            model = model or turn.state.ref
         call = CallOptions(
             model=model,
             task=opts.task,
@@ -161,8 +161,8 @@ class Offloader:
             if isinstance(event, StreamEnd) and inner.routed is not None:
                 holder.routed = inner.routed
                 if turn is not None:
-                    served = f"{inner.routed.candidate.ref.provider}/{event.result.model}"
-                    turn.commit(event.result.response_id, served)
+                    served = event.result.model or inner.routed.candidate.ref.model
+                    turn.commit(event.result.response_id, served, inner.routed.candidate.ref.provider)
                 if before is not None:
                     await self._unload_if_new(inner.routed, before)
             yield event

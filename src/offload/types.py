@@ -195,6 +195,8 @@ class ChatResult:
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
     timings: Timings = field(default_factory=Timings)
+    server: str | None = None
+    """The server that answered, when a provider spreads requests over several (batch runs)."""
     tool_calls: tuple[ToolCall, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -361,3 +363,5 @@ class LoadResult:
     status: str = "loaded"
     already_loaded: bool = False
     config: Mapping[str, Any] = field(default_factory=dict)
+    note: str | None = None
+    """What was done to make the load fit in memory (unloads, a smaller variant), if anything."""

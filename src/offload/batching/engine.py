@@ -31,17 +31,18 @@ from typing import TYPE_CHECKING, Any
 
 from offload.batching.inputs import Format, InputProblem, Item, check_paths, read_input
 from offload.batching.jobs import Job, fingerprint, make_job, typical_need
-from offload.batching.output import OutputLog, Resume
+from offload.batching.output import OutputFailed, OutputLog, Resume
 from offload.batching.progress import Tally
-from offload.batching.rows import ItemResult, environmental, error_row, result_row
+from offload.batching.rows import ItemResult, error_row, result_row
 from offload.errors import OffloadError
+from offload.routing.policy import environmental
 
 if TYPE_CHECKING:
     from offload.batching.cache import ResultCache
     from offload.batching.servers import Fleet
     from offload.config import Config
     from offload.offloader import Offloader
-    from offload.router import Candidate, Router
+    from offload.routing.router import Candidate, Router
     from offload.tasks.runner import RunSettings, TaskResult, TaskRunner
 
 RETRY_LATER = 2.0
@@ -192,7 +193,7 @@ class Batch:
             self.resume = self.output.open()
         try:
             for note in self.resume.notes:
-                self.note(f"offload: {self.output.path if self.output else 'output'}: {note}")
+                self.note(f"offload: {self.output.name if self.output else 'output'}: {note}")
             todo = [item for item in inputs.items if item.key not in self.resume.done]
             self.tally.skipped = self.tally.total - len(todo)
             keys = {item.key for item in inputs.items}
@@ -208,22 +209,26 @@ class Batch:
     async def _execute(self, job: Job, todo: list[Item]) -> AsyncIterator[ItemResult]:
         from offload.batching.cache import ResultCache
         from offload.offloader import Offloader
+        from offload.routing.cooldown import Cooldowns
         from offload.tasks.runner import TaskRunner
 
         own = self._offloader is None
         off = self._offloader or Offloader(
             self._config, api_token=self.spec.api_token, timeout=self.spec.timeout, notify=self._router_notice
         )
-        router = off.router
+        base = off.router  # only read: the run gets its own pool and cooldowns (Router.using)
         cache = ResultCache(self.spec.cache_path, read=self.spec.cache)
-        watched: set[str] = set()  # providers whose servers the fleet watches: no router cooldowns
         try:
+            planner = TaskRunner(base)
+            settings = planner.settings_for(job.name, **{**job.defaults, **self.spec.settings})
+            chain = self._chain(base, planner, job, settings)
+            self.fleet = await self._prepare(base, chain, job, todo)
+            router = base.using(
+                pool=self.fleet.pool(base.pool),
+                # the servers the fleet watches are rested per server, never the whole provider
+                cooldowns=Cooldowns(exempt=self.fleet.sets),
+            )
             runner = TaskRunner(router)
-            settings = runner.settings_for(job.name, **{**job.defaults, **self.spec.settings})
-            chain = self._chain(router, runner, job, settings)
-            self.fleet = await self._prepare(router, chain, job, todo)
-            watched = set(self.fleet.sets)
-            router.cooldowns.exempt(watched)
             if cache.broken:
                 self.note(f"offload: {cache.broken}")
             run = _Run(job, runner, settings, cache, self._fingerprint(job, chain, settings, router))
@@ -245,15 +250,15 @@ class Batch:
                         await dispatcher
         finally:
             cache.close()
-            router.cooldowns.unexempt(watched)
-            await self._release(router)
+            if self.fleet is not None:
+                await self.fleet.aclose()
             if own:
                 await off.aclose()
         if self.aborted is not None:
             raise self.aborted
 
     def _chain(self, router: Router, runner: TaskRunner, job: Job, settings: RunSettings) -> list[Candidate]:
-        from offload.router import CallOptions
+        from offload.routing.router import CallOptions
 
         names = runner.chain(job.name, settings)
         chain = router.candidates(CallOptions(chain=tuple(names)))
@@ -276,22 +281,10 @@ class Batch:
             self.note(f"offload: {note}")
         return fleet
 
-    async def _release(self, router: Router) -> None:
-        fleet = self.fleet
-        if fleet is None:
-            return
-        fleet.restore(router)
-        originals = {id(p) for p in fleet.originals.values()}
-        for eps in fleet.sets.values():
-            for ep in eps.endpoints:
-                if id(ep.provider) not in originals:
-                    with contextlib.suppress(Exception):
-                        await ep.provider.aclose()
-
     def _fingerprint(
         self, job: Job, chain: list[Candidate], settings: RunSettings, router: Router
     ) -> dict[str, Any]:
-        from offload.router import CallOptions
+        from offload.routing.router import CallOptions
 
         fleet = self.fleet
         return {
@@ -312,8 +305,8 @@ class Batch:
 
     def _target(self) -> int:
         """Items in flight: twice what the servers run at once, so a freed slot never waits on us."""
-        capacity = self.fleet.capacity() if self.fleet is not None else 1
-        return 2 * capacity + 2
+        slots = self.fleet.slots() if self.fleet is not None else 1
+        return 2 * slots + 2
 
     async def _dispatch(
         self, run: _Run, queue: deque[Item], results: asyncio.Queue[ItemResult | None]
@@ -348,6 +341,15 @@ class Batch:
             self._pending.clear()
             results.put_nowait(None)
 
+    def _stop(self, error: OffloadError) -> None:
+        """End the run with ``error`` (the first one wins); what is in flight is cancelled."""
+        if self.aborted is None:
+            self.aborted = error
+            self._stopping = True
+        if isinstance(error, OutputFailed):
+            for task in self._pending:
+                task.cancel()
+
     def _deferred(
         self, outcome: _Deferred, requeued: dict[str, int], later: list[tuple[float, Item]], now: float
     ) -> None:
@@ -357,9 +359,7 @@ class Batch:
         requeued[key] = requeued.get(key, 0) + 1
         stalled = time.monotonic() - self._progress >= self.spec.patience
         if self._env_streak >= STALL_STREAK and stalled:
-            if self.aborted is None:
-                self.aborted = outcome.error
-                self._stopping = True
+            self._stop(outcome.error)
             return
         wait = min(RETRY_LATER_CAP, RETRY_LATER * 2 ** (requeued[key] - 1))
         later.append((now + wait, outcome.item))
@@ -367,10 +367,7 @@ class Batch:
 
     async def _one(self, run: _Run, item: Item) -> ItemResult | _Deferred:
         from offload.batching.cache import cache_key
-        from offload.batching.schedule import SERVED, Served
 
-        served = Served()
-        SERVED.set(served)
         started = time.monotonic()
         try:
             spec = run.job.spec(item)
@@ -391,7 +388,7 @@ class Batch:
             message = f"internal error: {type(exc).__name__}: {exc}"
             row = error_row(item, "internal", message, "please report this", time.monotonic() - started)
             return self._commit(item, row, error=OffloadError(message))
-        row = result_row(item, result, time.monotonic() - started, served.urls[-1] if served.urls else None)
+        row = result_row(item, result, time.monotonic() - started, _server(result))
         run.cache.put(key, {k: v for k, v in row.items() if k not in ("id", "server", "cached", "seconds")})
         return self._commit(item, row, result=result)
 
@@ -403,9 +400,16 @@ class Batch:
         result: TaskResult | None = None,
         error: OffloadError | None = None,
     ) -> ItemResult:
-        """Write the line (the commit point), count it, and hand it on. No ``await`` here."""
+        """Write the line (the commit point), count it, and hand it on. No ``await`` here.
+
+        When the line cannot be written (disk full) the run stops with that error, unwritten.
+        """
         if self.output is not None:
-            self.output.append(row)
+            try:
+                self.output.append(row)
+            except OutputFailed as exc:
+                self._stop(exc)
+                return ItemResult(item.id, row, result, exc)
         self.tally.add(row)
         self._env_streak = 0
         self._progress = time.monotonic()
@@ -413,3 +417,11 @@ class Batch:
         if self._results_queue is not None:
             self._results_queue.put_nowait(done)
         return done
+
+
+def _server(result: TaskResult) -> str | None:
+    """The server that gave the item's answer (the last successful call's), when known."""
+    for attempt in reversed(result.attempts):
+        if attempt.outcome == "ok":
+            return attempt.address
+    return None

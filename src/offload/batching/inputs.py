@@ -278,9 +278,15 @@ def _memory(reader: _Reader, values: Iterable[Any]) -> Iterator[None]:
 
 
 def check_paths(items: object, output: str | os.PathLike[str] | None) -> None:
-    """The output must not be the input file itself."""
-    if output is None or not isinstance(items, str | os.PathLike) or os.fspath(items) == "-":
+    """The output must not be the input file itself (the same path, a symlink or a hard link)."""
+    if output is None or not isinstance(items, str | os.PathLike):
+        return
+    if "-" in (os.fspath(items), os.fspath(output)):
         return
     source, target = Path(items).expanduser(), Path(output).expanduser()
-    if source.is_file() and target.exists() and source.resolve() == target.resolve():
+    try:
+        same = source.is_file() and os.path.samefile(source, target)
+    except OSError:  # the output does not exist yet
+        return
+    if same:
         raise InputError(f"the output {target} is the input file", remedy="write the results to another file")

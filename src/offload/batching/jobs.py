@@ -1,19 +1,19 @@
 """What a batch does to one item, per task: build its ``TaskSpec`` and run it through the task runner.
 
-Owns ``Job`` and ``make_job``: the built-in tasks (summarize, extract, classify, rewrite, review,
-brainstorm, translate) with the same options as ``offload.tasks``; user templates by name (their
-``{variables}`` come from the item's fields, over ``variables``); and ``ask``, a raw prompt
-template (``{text}`` and any field). String options of built-in tasks may use ``{field}`` too,
-e.g. ``to="{lang}"`` translates each item into its own language. Summaries keep the long-input
-path (split, summarize parts, combine), so an item larger than the context is split, never cut;
-other tasks reject such an item with a clear context-overflow error on its line.
+Owns ``Job`` and ``make_job``: every task of the table (``offload.tasks.table``) with its batch
+options; user templates by name (their ``{variables}`` come from the item's fields, over
+``variables``); and ``ask``, whose ``prompt`` template (``{text}`` and any field) makes each
+item's prompt. String options may use ``{field}`` too, e.g. ``target="{lang}"`` translates each
+item into its own language. Summaries keep the long-input path (split, summarize parts,
+combine), so an item larger than the context is split, never cut; other tasks reject such an
+item with a clear context-overflow error on its line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,23 +21,12 @@ from offload.batching.inputs import Item
 from offload.errors import InputError, OffloadError
 from offload.tasks.runner import RunSettings, TaskResult, TaskRunner
 from offload.tasks.spec import TaskSpec
+from offload.tasks.table import TASKS, TaskDef
 
 if TYPE_CHECKING:
-    from offload.selection import Need
+    from offload.routing.selection import Need
 
 VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-BUILTIN = ("summarize", "extract", "classify", "rewrite", "review", "brainstorm", "translate")
-OPTIONS: dict[str, tuple[str, ...]] = {
-    "summarize": ("length", "focus"),
-    "extract": ("schema", "fields"),
-    "classify": ("labels", "multi", "confidence", "instructions"),
-    "rewrite": ("instruction",),
-    "review": ("focus", "kind"),
-    "brainstorm": ("count",),
-    "translate": ("target", "source_language"),
-    "ask": ("prompt", "system", "max_output_tokens", "temperature", "schema"),
-    "template": ("variables",),
-}
 Builder = Callable[[Item, Callable[[Any], Any]], TaskSpec]
 
 
@@ -68,10 +57,10 @@ class Job:
     needs_text: bool = True
     defaults: dict[str, Any] = field(default_factory=dict)
     """Run settings the task brings (a template's own chain, gate, on_fail)."""
-    summary: tuple[str | int, str | None] | None = None
-    """(length, focus) for summaries, which take the long-input path."""
     probe_fields: dict[str, Any] = field(default_factory=dict)
     """Stand-in fields for ``check`` (variables every item is expected to bring)."""
+    runs: Callable[[TaskRunner, Item, RunSettings], Awaitable[TaskResult]] | None = None
+    """Runs an item instead of ``runner.run(spec)`` (summaries take the long-input path)."""
 
     def spec(self, item: Item) -> TaskSpec:
         """The item's request (``InputError`` when a field it needs is missing)."""
@@ -84,11 +73,8 @@ class Job:
 
     async def run(self, runner: TaskRunner, item: Item, settings: RunSettings, spec: TaskSpec) -> TaskResult:
         """Run one item through gate, re-asks and escalation."""
-        if self.summary is not None:
-            from offload.tasks.long_input import summarize_text
-
-            length, focus = self.summary
-            return await summarize_text(runner, item.text or "", length, render(focus, item), settings)
+        if self.runs is not None:
+            return await self.runs(runner, item, settings)
         return await runner.run(spec, settings)
 
 
@@ -107,148 +93,69 @@ def fingerprint(spec: TaskSpec) -> dict[str, Any]:
 
 
 def make_job(task: str, options: Mapping[str, Any]) -> Job:
-    """The job for ``task`` (a built-in, ``ask``, or a user template name) with its options."""
-    kind = task if task in BUILTIN or task == "ask" else "template"
-    unknown = [k for k in options if k not in OPTIONS[kind]]
-    if unknown:
-        raise TypeError(
-            f"unknown option(s) for batch {task}: {', '.join(unknown)}; known: {', '.join(OPTIONS[kind])}"
-        )
-    if kind == "ask":
-        job = _ask(options)
-    elif kind == "template":
-        job = _template(task, options)
-    else:
-        job = _builtin(task, options)
+    """The job for ``task`` (a task of the table, or a user template name) with its options."""
+    if task == "run":
+        given = dict(options)
+        task = str(given.pop("name", "") or "")
+        options = given
+    d = TASKS.get(task)
+    job = _template(task, options) if d is None or d.resolve is not None else _job(d, options)
     job.check()
     return job
 
 
-def _builtin(task: str, o: Mapping[str, Any]) -> Job:
-    from offload.tasks import builtin
+def _job(d: TaskDef, given: Mapping[str, Any]) -> Job:
+    """A table task: string options fill ``{field}`` per item; ``ask``'s prompt is the text."""
+    values = d.values(given, "batch")
+    prompt = values.pop("prompt", None) if d.name == "ask" else None
 
-    text: Callable[[Item], str] = lambda item: item.text or ""  # noqa: E731
-    if task == "summarize":
-        length: str | int = o.get("length", "paragraph")
-        if isinstance(length, str) and length.isdigit():
-            length = int(length)
-        focus = o.get("focus")
-        return Job(
-            task, lambda i, r: builtin.summarize(text(i), length, focus=r(focus)), summary=(length, focus)
-        )
-    if task == "extract":
-        schema = _schema(o.get("schema"), o.get("fields"))
-        return Job(task, lambda i, r: builtin.extract(text(i), schema))
-    if task == "classify":
-        labels = _labels(o.get("labels"))
-        return Job(
-            task,
-            lambda i, r: builtin.classify(
-                text(i),
-                labels,
-                multi=bool(o.get("multi")),
-                confidence=bool(o.get("confidence")),
-                instructions=r(o.get("instructions")),
-            ),
-        )
-    if task == "rewrite":
-        return Job(task, lambda i, r: builtin.rewrite(text(i), r(o.get("instruction") or "")))
-    if task == "review":
-        return Job(
-            task,
-            lambda i, r: builtin.review(text(i), focus=r(o.get("focus")), kind=r(o.get("kind") or "code")),
-        )
-    if task == "brainstorm":
-        count = int(o.get("count", 5))
-        return Job(task, lambda i, r: builtin.brainstorm(text(i), count))
-    return Job(
-        task,
-        lambda i, r: builtin.translate(
-            text(i), r(o.get("target") or ""), source_language=r(o.get("source_language"))
-        ),
-    )
+    templated = {o.name for o in d.on("batch") if o.per_item}
 
-
-def _schema(schema: Mapping[str, Any] | None, fields: str | None) -> Mapping[str, Any]:
-    from offload.tasks.structured import check_schema, schema_from_fields
-
-    if (schema is None) == (fields is None):
-        raise InputError(
-            "give either a JSON Schema or a field list", remedy="--schema FILE or --fields 'a, b int'"
-        )
-    return check_schema(dict(schema), "schema") if schema is not None else schema_from_fields(fields or "")
-
-
-def _labels(labels: str | Sequence[str] | None) -> list[str]:
-    if isinstance(labels, str):
-        labels = labels.split(",")
-    found = [x.strip() for x in labels or () if x.strip()]
-    if len(found) < 2:
-        raise InputError(
-            "classification needs at least two labels", remedy="e.g. --labels bug,feature,question"
-        )
-    return found
-
-
-def _ask(o: Mapping[str, Any]) -> Job:
-    prompt = str(o.get("prompt") or "{text}")
-    uses_text = "{text}" in prompt
-    schema = o.get("schema")
-    if schema is not None:
-        from offload.tasks.structured import check_schema
-
-        schema = check_schema(dict(schema), "schema")
+    def resolved(item: Item, r: Callable[[Any], Any]) -> tuple[str, dict[str, Any]]:
+        opts = {k: r(v) if k in templated else v for k, v in values.items()}
+        if prompt is None:
+            return item.text or "", opts
+        text = str(r(prompt))
+        if not text.strip():
+            raise InputError(f"item {item.key!r}: the prompt is empty")
+        return text, opts
 
     def build(item: Item, r: Callable[[Any], Any]) -> TaskSpec:
-        text = r(prompt)
-        if not str(text).strip():
-            raise InputError(f"item {item.key!r}: the prompt is empty")
-        return TaskSpec(
-            name="ask",
-            system=str(r(o.get("system") or "You are a helpful assistant.")),
-            prompt=str(text),
-            output="json" if schema is not None else "text",
-            schema=schema,
-            source="",
-            max_output_tokens=o.get("max_output_tokens"),
-            temperature=o.get("temperature"),
-            render=str if schema is None else _dumps,
-        )
+        text, opts = resolved(item, r)
+        return d.build(text, **opts)
 
-    return Job("ask", build, needs_text=uses_text)
+    async def runs(runner: TaskRunner, item: Item, settings: RunSettings) -> TaskResult:
+        text, opts = resolved(item, lambda v: render(v, item))
+        return await d.execute(runner, text, opts, settings)
 
-
-def _dumps(value: Any) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False)
+    needs_text = prompt is None or "{text}" in str(prompt)
+    return Job(d.name, build, needs_text=needs_text, runs=runs if d.run is not None else None)
 
 
 def _template(name: str, o: Mapping[str, Any]) -> Job:
-    from offload.tasks.templates import load_template
+    """A user template (``template_task``): each item's fields fill its variables, over ``variables``."""
+    from offload.tasks.table import template_task
 
-    template = load_template(name)
+    unknown = [k for k in o if k != "variables"]
+    if unknown:
+        raise TypeError(f"unknown option(s) for batch {name}: {', '.join(unknown)}; known: variables")
+    d = template_task(name)
     given = {str(k): str(v) for k, v in dict(o.get("variables") or {}).items()}
-    defaults: dict[str, Any] = {
-        "chain": (template.chain.primary, *template.chain.fallbacks) if template.chain else None,
-        "gate": template.gate,
-        "on_fail": template.on_fail,
-    }
 
     def build(item: Item, r: Callable[[Any], Any]) -> TaskSpec:
-        return template.spec(item.text or "", {**given, **item.variables()})
+        return d.build(item.text or "", **{**given, **item.variables()})
 
     return Job(
         name,
         build,
-        defaults={k: v for k, v in defaults.items() if v is not None},
-        probe_fields=dict.fromkeys(template.variables, "x"),
+        defaults=dict(d.settings),
+        probe_fields={o.name: "x" for o in d.options},
     )
 
 
 def typical_need(job: Job, todo: list[Item]) -> Need | None:
     """The median request size of the first items, for choosing an ``auto`` model."""
-    from offload.selection import Need
+    from offload.routing.selection import Need
     from offload.tokens import DEFAULT_MAX_OUTPUT
 
     needs: list[Need] = []

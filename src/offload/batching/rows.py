@@ -1,8 +1,8 @@
 """What one finished item looks like: its output line, its result object, and failure kinds.
 
-Owns ``ItemResult`` (what ``offload.batching`` yields), the output line shapes (``result_row``,
-``error_row``) and ``environmental``, the rule that separates an item's own failure (written
-with its error) from a failure of the servers or account (never written; the item runs again).
+Owns ``ItemResult`` (what ``offload.batching`` yields) and the output line shapes (``result_row``,
+``error_row``). Which failures are the item's own (written with their error) and which are the
+servers' or account's (never written; the item runs again) is ``offload.routing.policy.environmental``.
 """
 
 from __future__ import annotations
@@ -11,22 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from offload.batching.inputs import Item, ItemId
-from offload.errors import AllCandidatesFailed, LocalOnlyRefused, OffloadError
+from offload.errors import OffloadError
 
 if TYPE_CHECKING:
     from offload.tasks.runner import TaskResult
-
-ENVIRONMENT = frozenset(
-    {
-        "unreachable",
-        "auth",
-        "billing",
-        "model_not_found",
-        "model_not_loaded",
-        "engine_unavailable",
-        "rate_limited",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -52,15 +40,6 @@ class ItemResult:
     def cached(self) -> bool:
         """True when the result came from the cache."""
         return bool(self.row.get("cached"))
-
-
-def environmental(exc: OffloadError) -> bool:
-    """True when ``exc`` says the servers or account are unusable, not that this item is bad."""
-    if isinstance(exc, LocalOnlyRefused):
-        return True
-    if isinstance(exc, AllCandidatesFailed):
-        return all(environmental(e) for e in exc.errors)
-    return exc.kind in ENVIRONMENT
 
 
 def result_row(item: Item, result: TaskResult, seconds: float, server: str | None) -> dict[str, Any]:

@@ -22,8 +22,9 @@ provider and spreads its requests over that provider's servers (``--base-url`` r
 * batch requests never continue a server-side thread, so they are sent with ``store=False``:
   thousands of items leave no stored responses behind on LM Studio.
 
-Which server answered is recorded in the item's ``Served`` (a context variable), for the
-output line and the summary.
+Which server answered travels back with the answer (``ChatResult.server``), for the output
+line; ``slots()`` says how many requests the servers take at once now (the batch keeps that
+many, and a few more, in flight).
 """
 
 from __future__ import annotations
@@ -32,28 +33,17 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from offload.errors import ProviderError, Unreachable
 from offload.providers.base import Provider
-from offload.types import ChatRequest, ChatResult, ModelInfo, StreamEvent
+from offload.types import ChatRequest, ChatResult, ModelInfo, StreamEnd, StreamEvent
 
 BACKOFF_FIRST = 1.0
 BACKOFF_CAP = 10.0
 MODELS_TTL = 30.0
 RECHECK = 1.0
 """Longest a waiting request sleeps before looking at the servers again (a safety net)."""
-
-
-@dataclass
-class Served:
-    """Which servers answered one item's requests (set per item task)."""
-
-    urls: list[str] = field(default_factory=list)
-
-
-SERVED: ContextVar[Served | None] = ContextVar("offload_batch_served", default=None)
 
 
 class Probe:
@@ -167,7 +157,7 @@ class EndpointSet:
         """Every server address, comma-separated."""
         return ", ".join(e.url for e in self.endpoints)
 
-    def capacity(self) -> int:
+    def slots(self) -> int:
         """Requests that may be in flight now over all live servers (at least 1)."""
         now = self._clock()
         return max(1, sum(e.room() for e in self.endpoints if e.live(now)))
@@ -329,10 +319,7 @@ class EndpointSet:
                 raise
             self._release(ep)
             self._succeeded(ep, epoch)
-            served = SERVED.get()
-            if served is not None:
-                served.urls.append(ep.url)
-            return result
+            return replace(result, server=ep.url)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """A streamed answer on one server (no failover once it started)."""
@@ -341,15 +328,14 @@ class EndpointSet:
         ep = await self._acquire()
         try:
             async for event in ep.provider.stream_chat(request):
-                yield event
+                yield (
+                    StreamEnd(replace(event.result, server=ep.url)) if isinstance(event, StreamEnd) else event
+                )
         except Unreachable as exc:
             self._failed(ep, exc)
             raise
         finally:
             self._release(ep)
-        served = SERVED.get()
-        if served is not None:
-            served.urls.append(ep.url)
 
     async def aclose(self) -> None:
         """Close every server's provider."""

@@ -1,7 +1,7 @@
 """Getting the servers ready for a batch: one ``EndpointSet`` per local provider, warmed and measured.
 
-Owns ``prepare_fleet`` and ``Fleet``. For every local provider in the task's chain the router's
-pool gets an ``EndpointSet`` over that provider's servers (``--base-url`` repeated — applied to
+Owns ``prepare_fleet``, ``Fleet`` and ``RunPool``. For every local provider in the task's chain
+the run gets an ``EndpointSet`` over that provider's servers (``--base-url`` repeated — applied to
 ``lmstudio``, or else the chain's first local provider — or the config's ``baseUrls``). Then,
 for the chain's first candidate when it is local:
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,10 +30,10 @@ from offload.batching.schedule import Endpoint, EndpointSet, Probe
 from offload.catalog import AUTO
 from offload.errors import ModelNotFound, ProviderError, Unreachable
 from offload.providers.base import Provider
-from offload.providers.registry import build_provider
-from offload.retry import RetryPolicy, call_with_retry
-from offload.router import Candidate, Router
-from offload.selection import Need, Prefer, choose
+from offload.providers.registry import ProviderPool, build_provider
+from offload.routing.retry import RetryPolicy, call_with_retry
+from offload.routing.router import Candidate, Router
+from offload.routing.selection import Need, Prefer, choose
 from offload.types import ChatRequest, ModelInfo
 
 HTTP_LOCAL = ("lmstudio", "openai-completions", "openai-responses")
@@ -53,20 +53,52 @@ class Fleet:
     """Provider id → the model every item uses there."""
     notes: list[str] = field(default_factory=list)
     hosted_concurrency: int = HOSTED_CONCURRENCY
-    originals: dict[str, Provider] = field(default_factory=dict)
+    built: list[Provider] = field(default_factory=list)
+    """Providers built for this run (one per extra server); the caller's are never closed here."""
 
-    def capacity(self) -> int:
+    def slots(self) -> int:
         """Requests the primary provider can run at once now."""
-        return self.primary.capacity() if self.primary is not None else self.hosted_concurrency
+        return self.primary.slots() if self.primary is not None else self.hosted_concurrency
 
     def endpoints(self) -> list[tuple[str, Endpoint]]:
         """(provider id, server) for every server."""
         return [(pid, ep) for pid, s in self.sets.items() for ep in s.endpoints]
 
-    def restore(self, router: Router) -> None:
-        """Put the pool back as it was (the endpoint sets are closed by the caller)."""
-        for pid, provider in self.originals.items():
-            router.pool.put(pid, provider)
+    def pool(self, base: ProviderPool) -> ProviderPool:
+        """A pool for the run: the endpoint sets in front of ``base`` (which is left untouched)."""
+        return RunPool(base, self.sets)
+
+    async def aclose(self) -> None:
+        """Close the providers built for this run."""
+        for provider in self.built:
+            with contextlib.suppress(Exception):
+                await provider.aclose()
+        self.built.clear()
+
+
+class RunPool(ProviderPool):
+    """One run's providers in front of the caller's pool: ``get`` looks here first, then there.
+
+    ``put`` and ``aclose`` touch only the run's own entries; the caller's pool is shared with
+    other calls and stays as it was.
+    """
+
+    def __init__(self, base: ProviderPool, own: Mapping[str, Provider]) -> None:
+        super().__init__(base.configs, base.options)
+        self._base = base
+        self._own: dict[str, Provider] = dict(own)
+
+    def get(self, provider_id: str) -> Provider:
+        """The run's provider for ``provider_id``, else the caller's."""
+        own = self._own.get(provider_id)
+        return own if own is not None else self._base.get(provider_id)
+
+    def put(self, provider_id: str, provider: Provider) -> None:
+        """Use ``provider`` for ``provider_id`` in this run only."""
+        self._own[provider_id] = provider
+
+    async def aclose(self) -> None:
+        """Nothing to close: the endpoint sets' own providers are the ``Fleet``'s to close."""
 
 
 async def prepare_fleet(
@@ -89,10 +121,8 @@ async def prepare_fleet(
         pid = cand.provider.id
         if pid in fleet.sets:
             continue
-        fleet.originals[pid] = router.pool.get(pid)
         urls = list(base_urls) if base_urls and pid == target else None
-        fleet.sets[pid] = _endpoint_set(router, cand, urls, on_change)
-        router.pool.put(pid, fleet.sets[pid])
+        fleet.sets[pid] = _endpoint_set(fleet, router, cand, urls, on_change)
     first = chain[0] if chain else None
     if first is not None and first.provider.id in fleet.sets:
         fleet.primary = fleet.sets[first.provider.id]
@@ -122,7 +152,11 @@ def _base_url_target(local: Sequence[Candidate]) -> str | None:
 
 
 def _endpoint_set(
-    router: Router, cand: Candidate, urls: list[str] | None, on_change: Callable[[], None] | None
+    fleet: Fleet,
+    router: Router,
+    cand: Candidate,
+    urls: list[str] | None,
+    on_change: Callable[[], None] | None,
 ) -> EndpointSet:
     cfg = cand.provider
     if cfg.api == "embedded":
@@ -148,6 +182,7 @@ def _endpoint_set(
     endpoints = []
     for url in chosen:
         provider = build_provider(replace(cfg, base_url=url), options)
+        fleet.built.append(provider)
         endpoints.append(Endpoint(provider.address, provider, DEFAULT_SLOTS))
     return EndpointSet(cfg.id, endpoints, local=cfg.local, on_change=on_change)
 
@@ -200,7 +235,7 @@ async def _warm_one(eps: EndpointSet, ep: Endpoint, request: ChatRequest) -> str
         await call_with_retry(
             lambda: ep.provider.chat(request),
             RetryPolicy(attempts=3, budget=120.0),
-            should_retry=lambda e: not (isinstance(e, Unreachable) and e.refused),
+            another=True,  # a server that refuses connections is marked down, not waited on
         )
     except ModelNotFound as exc:
         ep.excluded = f"lacks model {request.model}"

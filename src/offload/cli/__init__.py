@@ -5,11 +5,14 @@ from __future__ import annotations
 from offload.cli import (  # noqa: F401  (registers commands)
     ask,
     batch,
+    calibrate,
     config_cmd,
     conversations,
     doctor,
+    mcp_cmd,
     models,
     serve,
+    skill,
     stats,
     tasks,
 )

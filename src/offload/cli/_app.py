@@ -120,10 +120,17 @@ def json_option(fn: F) -> F:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from a command."""
+    """Run a coroutine to completion from a command, saying on stderr when a keep-warm load
+    runs first ("loading model …"; ``offload load`` and streams show their own progress)."""
     import asyncio
 
-    return asyncio.run(coro)
+    from offload import loading
+
+    stop = loading.subscribe(lambda e: note(e.describe()) if e.how == "keep-warm" else None)
+    try:
+        return asyncio.run(coro)
+    finally:
+        stop()
 
 
 def fail(message: str) -> None:

@@ -23,8 +23,8 @@ from offload.errors import InputError
 
 if TYPE_CHECKING:
     from offload.errors import ProviderError
-    from offload.router import Candidate, Routed
-    from offload.selection import Choice, Prefer
+    from offload.routing.router import Candidate, Routed
+    from offload.routing.selection import Choice, Prefer
     from offload.types import ChatResult, StreamEvent
 
 

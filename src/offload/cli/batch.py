@@ -1,7 +1,8 @@
 """``offload batch TASK INPUT -o OUTPUT``: one task over a JSONL/CSV file or a directory, resumable.
 
-Subcommands mirror the task commands (summarize, extract, classify, rewrite, review,
-brainstorm, translate, ``run NAME``) plus ``ask`` (a raw prompt template). Options shared by
+Subcommands are generated from the task table (``offload.tasks.table``): every batch task
+(summarize, extract, classify, rewrite, review, brainstorm, translate, ``run NAME``, and ``ask``,
+a raw prompt template) with the table's options. Options shared by
 all say where items come from, where results go, and how hard to push the servers. The run
 itself is ``offload.batching``; this module parses options and hands the run to
 ``offload.cli._batch_screen``, which draws progress on stderr, prints the summary and turns
@@ -13,15 +14,15 @@ click is imported at module level (``offload --help`` stays fast).
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from offload.cli._app import cli
+from offload.cli._taskopts import given, params, values
+from offload.tasks.table import TASKS, TaskDef, settings_on
 
 F = TypeVar("F", bound=Callable[..., Any])
-FIELDS_HELP = "String options may use {field} placeholders filled from each item."
 
 
 @cli.group("batch")
@@ -35,7 +36,9 @@ def batch_group() -> None:
 
     Each output line holds the item's id, output, model, tokens and error (null when it
     succeeded). Rerunning the same command skips ids already in OUTPUT, so an interrupted or
-    killed run resumes where it stopped. Exit code 13 when some items failed.
+    killed run resumes where it stopped. OUTPUT must be a new or empty file or an earlier run's
+    output (anything else is refused, untouched); -o - streams the lines to stdout with no
+    resume. Exit code 13 when some items failed.
     """
 
 
@@ -44,7 +47,12 @@ def batch_options(fn: F) -> F:
     options = [
         click.argument("input_path", metavar="INPUT"),
         click.option(
-            "-o", "--output", required=True, type=click.Path(dir_okay=False), help="JSONL file of results."
+            "-o",
+            "--output",
+            required=True,
+            type=click.Path(dir_okay=False, allow_dash=True),
+            help="JSONL file of results: new, empty, or an earlier run's (resumed); '-' streams to stdout "
+            "(no resume).",
         ),
         click.option(
             "--id-field", metavar="NAME", help="Field holding each item's id (default: id, else line)."
@@ -82,23 +90,10 @@ def batch_options(fn: F) -> F:
             "--retry-failed", is_flag=True, help="Run again the items whose line in OUTPUT has an error."
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress, notices or summary on stderr."),
-        click.option(
-            "-m", "--model", metavar="REF", help="Model, alias or provider/model to start the chain."
-        ),
-        click.option("--local-only/--allow-hosted", default=None, help="Never contact a hosted provider."),
-        click.option(
-            "--gate", type=click.Choice(["off", "checks", "judge"]), help="Quality gate (default: checks)."
-        ),
-        click.option(
-            "--on-fail",
-            type=click.Choice(["escalate", "fail", "warn"]),
-            help="When the gate fails (default: escalate to the next model).",
-        ),
-        click.option("--judge", metavar="REF", help="Model that scores answers for --gate judge."),
     ]
     for option in reversed(options):
         fn = option(fn)
-    return fn
+    return params(settings_on("batch"))(fn)
 
 
 def execute(task: str, task_options: dict[str, Any], opts: dict[str, Any]) -> None:
@@ -106,14 +101,12 @@ def execute(task: str, task_options: dict[str, Any], opts: dict[str, Any]) -> No
     from offload.batching.engine import BatchSpec
     from offload.cli._app import run
 
-    settings = {
-        k: opts[k] for k in ("model", "local_only", "gate", "on_fail", "judge") if opts.get(k) is not None
-    }
+    settings = {s.name: opts[s.name] for s in settings_on("batch") if opts.get(s.name) is not None}
     spec = BatchSpec(
         task=task,
         items=opts["input_path"],
         output=opts["output"],
-        options={k: v for k, v in task_options.items() if v is not None},
+        options=given(task_options),
         settings=settings,
         id_field=opts.get("id_field"),
         text_field=opts.get("text_field") or "text",
@@ -133,155 +126,24 @@ def execute(task: str, task_options: dict[str, Any], opts: dict[str, Any]) -> No
         click.get_current_context().exit(code)
 
 
-def read_schema(path: str | None) -> Any:
-    """A JSON Schema file (JSON5 accepted), or ``None``."""
-    if not path:
-        return None
-    from offload.config import parse_json5
+def command(d: TaskDef) -> click.Command:
+    """The ``offload batch <task>`` command of ``d`` (``run NAME`` names a user template)."""
+    options = d.on("batch")
 
-    return parse_json5(Path(path).read_text(encoding="utf-8"), Path(path))
+    def callback(**opts: Any) -> None:
+        chosen = values(options, opts)
+        if d.resolve is None:
+            execute(d.name, chosen, opts)
+            return
+        name = str(chosen.pop("name"))
+        if name in TASKS:
+            raise click.UsageError(f"{name} is a built-in task: use offload batch {name}")
+        execute(name, chosen, opts)
 
-
-@batch_group.command("summarize")
-@click.option(
-    "-l", "--length", default="paragraph", show_default=True, help="sentence, paragraph, bullets or N."
-)
-@click.option("--focus", help="What the summaries should concentrate on. " + FIELDS_HELP)
-@batch_options
-def summarize_cmd(length: str, focus: str | None, **opts: Any) -> None:
-    """Summarize every item (long items are split, never cut)."""
-    execute("summarize", {"length": length, "focus": focus}, opts)
-
-
-@batch_group.command("extract")
-@click.option(
-    "--schema", "schema_path", type=click.Path(exists=True, dir_okay=False), help="JSON Schema file."
-)
-@click.option("--fields", help="Field list instead of a schema, e.g. 'name, age int, tags list'.")
-@batch_options
-def extract_cmd(schema_path: str | None, fields: str | None, **opts: Any) -> None:
-    """Extract schema-valid JSON from every item."""
-    execute("extract", {"schema": read_schema(schema_path), "fields": fields}, opts)
+    fn = params((o for o in options if not o.argument), per_item=True)(batch_options(callback))
+    fn = params(o for o in options if o.argument)(fn)
+    return batch_group.command(d.name, help=f"{d.description}\n\nRuns on every item of INPUT.")(fn)
 
 
-@batch_group.command("classify")
-@click.option("--labels", help="Comma-separated labels.")
-@click.option("--labels-file", type=click.Path(exists=True, dir_okay=False), help="One label per line.")
-@click.option("--multi", is_flag=True, help="Allow several labels.")
-@click.option("--confidence", is_flag=True, help="Ask the model how sure it is (0-1).")
-@click.option("--instructions", help="Extra guidance on how to decide. " + FIELDS_HELP)
-@batch_options
-def classify_cmd(
-    labels: str | None,
-    labels_file: str | None,
-    multi: bool,
-    confidence: bool,
-    instructions: str | None,
-    **opts: Any,
-) -> None:
-    """Classify every item with the given labels."""
-    from offload.cli.tasks import read_labels
-
-    chosen = read_labels(labels, labels_file)
-    execute(
-        "classify",
-        {"labels": chosen, "multi": multi, "confidence": confidence, "instructions": instructions},
-        opts,
-    )
-
-
-@batch_group.command("rewrite")
-@click.option("--how", "instruction", required=True, help="How to rewrite. " + FIELDS_HELP)
-@batch_options
-def rewrite_cmd(instruction: str, **opts: Any) -> None:
-    """Rewrite every item as instructed."""
-    execute("rewrite", {"instruction": instruction}, opts)
-
-
-@batch_group.command("review")
-@click.option("--focus", help="What to look for. " + FIELDS_HELP)
-@click.option("--kind", default="code", show_default=True, help="What the items are (code, diff, text…).")
-@batch_options
-def review_cmd(focus: str | None, kind: str, **opts: Any) -> None:
-    """First-pass review of every item (files, diffs)."""
-    execute("review", {"focus": focus, "kind": kind}, opts)
-
-
-@batch_group.command("brainstorm")
-@click.option(
-    "-n", "--count", type=click.IntRange(1, 50), default=5, show_default=True, help="Ideas per item."
-)
-@batch_options
-def brainstorm_cmd(count: int, **opts: Any) -> None:
-    """Ideas for every item's topic."""
-    execute("brainstorm", {"count": count}, opts)
-
-
-@batch_group.command("translate")
-@click.option("--to", "target", required=True, help="Target language. " + FIELDS_HELP)
-@click.option("--from", "source_language", help="Source language, if the model should not guess.")
-@batch_options
-def translate_cmd(target: str, source_language: str | None, **opts: Any) -> None:
-    """Translate every item."""
-    execute("translate", {"target": target, "source_language": source_language}, opts)
-
-
-@batch_group.command("run")
-@click.argument("name")
-@click.option(
-    "--var", "variables", multiple=True, metavar="KEY=VALUE", help="Template variable (repeatable)."
-)
-@batch_options
-def run_cmd(name: str, variables: tuple[str, ...], **opts: Any) -> None:
-    """The user task NAME on every item; fields fill its variables.
-
-    NAME is a template in <config dir>/tasks/NAME.json5.
-    """
-    from offload.batching.jobs import BUILTIN
-
-    if name in BUILTIN or name == "ask":
-        raise click.UsageError(f"{name} is a built-in task: use offload batch {name}")
-    pairs: dict[str, str] = {}
-    for item in variables:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.UsageError(f"--var expects KEY=VALUE, got {item!r}")
-        pairs[key] = value
-    execute(name, {"variables": pairs}, opts)
-
-
-@batch_group.command("ask")
-@click.option(
-    "-p",
-    "--prompt",
-    default="{text}",
-    show_default=True,
-    help="Prompt template: {text}, {id} and any field of the item.",
-)
-@click.option("-s", "--system", help="System prompt. " + FIELDS_HELP)
-@click.option("--max-output-tokens", type=click.IntRange(min=1), help="Cap on each answer's length.")
-@click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
-@click.option(
-    "--schema", "schema_path", type=click.Path(exists=True, dir_okay=False), help="Answer as this JSON."
-)
-@batch_options
-def ask_cmd(
-    prompt: str,
-    system: str | None,
-    max_output_tokens: int | None,
-    temperature: float | None,
-    schema_path: str | None,
-    **opts: Any,
-) -> None:
-    """A raw prompt template for every item: {text}, {id}, any field."""
-    execute(
-        "ask",
-        {
-            "prompt": prompt,
-            "system": system,
-            "max_output_tokens": max_output_tokens,
-            "temperature": temperature,
-            "schema": read_schema(schema_path),
-        },
-        opts,
-    )
+COMMANDS = {name: command(d) for name, d in TASKS.items() if "batch" in d.surfaces}
+"""The generated commands, by task name."""

@@ -23,6 +23,8 @@ def check_cmd() -> None:
     chain = " → ".join(str(r) for r in config.chain())
     click.echo(f"ok: {where}")
     click.echo(f"default chain: {chain}")
+    for warning in config.warnings():
+        note(f"warning: {warning}")
     unsupported = [p.id for p in config.providers.values() if not p.supported]
     if unsupported:
         note(

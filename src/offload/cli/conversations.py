@@ -30,7 +30,7 @@ def conversations_cmd(forget: str | None, as_json: bool) -> None:
                     {
                         "name": s.name,
                         "turns": s.turns,
-                        "model": s.model,
+                        "model": s.ref,
                         "response_id": s.response_id,
                         "updated": s.updated,
                     }
@@ -42,7 +42,7 @@ def conversations_cmd(forget: str | None, as_json: bool) -> None:
         note('no conversations yet: start one with offload ask -c NAME "..."')
     else:
         rows = [
-            [s.name, str(s.turns), s.model or "-", time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))]
+            [s.name, str(s.turns), s.ref or "-", time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))]
             for s in states
         ]
         click.echo(table(["NAME", "TURNS", "MODEL", "UPDATED"], rows))

@@ -72,7 +72,7 @@ async def lmstudio_checks(lms: AsyncLMStudio, token_set: bool) -> list[Check]:
 
 def model_checks(models: list[ModelInfo]) -> list[Check]:
     """Whether an LLM is downloaded, and whether one is loaded."""
-    from offload.selection import size_of
+    from offload.routing.selection import size_of
 
     llms = [m for m in models if m.is_llm]
     if not llms:
@@ -131,11 +131,11 @@ async def provider_check(cfg: ProviderConfig, config: Config) -> Check:
             await provider.models()
             return Check(cfg.id, "ok", f"{'hosted' if hosted else 'local'} API answers at {cfg.base_url}")
         models = await provider.models()
-        key = models[0].key if models else "none"
+        key = models[0].key if models else None  # None: the default model, or "how to install it"
         result = await provider.chat(
             ChatRequest.from_prompt(PING, model=key, max_output_tokens=8, temperature=0)
         )
-        return Check(cfg.id, "ok", "in-process llama.cpp: " + answered(key, result))
+        return Check(cfg.id, "ok", "in-process llama.cpp: " + answered(key or result.model, result))
     except OffloadError as exc:
         return Check(cfg.id, "fail", exc.message, exc.remedy)
     finally:
@@ -145,12 +145,16 @@ async def provider_check(cfg: ProviderConfig, config: Config) -> Check:
 async def chain_checks(base_url: str | None, api_token: str | None, timeout: float | None) -> list[Check]:
     """Config, each provider of the default chain in order, and the active path."""
     from offload.client import AsyncLMStudio
-    from offload.retry import NO_RETRY
+    from offload.routing.retry import NO_RETRY
 
     config = current_config()
     chain = config.chain()
     source = str(config.source) if config.source else "no config file (built-in defaults)"
     checks = [Check("config", "ok", f"{source}; chain: " + " → ".join(str(r) for r in chain))]
+    checks += [Check("config", "warn", w) for w in config.warnings()]
+    local_only = config.settings.local_only
+    if local_only:
+        checks.append(Check("local-only", "ok", "on: hosted providers are not contacted, not even by doctor"))
     active: str | None = None
     seen: set[str] = set()
     for ref in chain:
@@ -158,6 +162,9 @@ async def chain_checks(base_url: str | None, api_token: str | None, timeout: flo
         if cfg is None or cfg.id in seen:
             continue
         seen.add(cfg.id)
+        if local_only and not cfg.local:
+            checks.append(Check(cfg.id, "skip", "hosted; not contacted (local-only)"))
+            continue
         if cfg.api == "lmstudio":
             url, token = lmstudio_address(base_url, api_token)
             async with AsyncLMStudio(url, token, retry=NO_RETRY, timeout=timeout) as lms:
@@ -173,10 +180,10 @@ async def chain_checks(base_url: str | None, api_token: str | None, timeout: flo
 def finish(checks: list[Check], active: str | None, config: Config) -> list[Check]:
     """Soften failures that a later candidate covers, and add the active-path line."""
     if active is None:
-        return [
-            *checks,
-            Check("path", "fail", "no provider in the chain can answer", "fix the failures above"),
-        ]
+        fix = "fix the failures above"
+        if config.settings.local_only:
+            fix += "; local-only is on, so only local providers count"
+        return [*checks, Check("path", "fail", "no provider in the chain can answer", fix)]
     covered = [Check(c.name, "warn", c.detail, c.fix) if c.status == "fail" else c for c in checks]
     skipped = [c.name for c in checks if c.status == "fail"]
     why = f" ({', '.join(dict.fromkeys(skipped))} unavailable)" if skipped else ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -135,20 +135,24 @@ async def list_provider(provider_id: str) -> list[ModelInfo]:
         await built.aclose()
 
 
-async def with_progress(label: str, work: Awaitable[T]) -> T:
-    """Await ``work`` while showing elapsed time on stderr."""
+async def with_progress(label: str, work: Awaitable[T], active: Callable[[], bool] = lambda: True) -> T:
+    """Await ``work`` while showing elapsed time on stderr — once ``active()`` says something
+    is happening (a load started), so nothing is shown for a model that is already loaded."""
     import asyncio
 
     task = asyncio.ensure_future(work)
     started = time.monotonic()
     tty = stderr_is_tty()
-    if not tty:
-        note(f"{label} …")
+    shown = False
     while not task.done():
         await asyncio.wait({task}, timeout=0.2)
-        if tty:
+        if not shown and active():
+            shown = True
+            if not tty:
+                note(f"{label} …")
+        if tty and shown:
             click.echo(f"\r{label} … {time.monotonic() - started:5.1f}s", err=True, nl=False)
-    if tty:
+    if tty and shown:
         click.echo("\r" + " " * (len(label) + 14) + "\r", err=True, nl=False)
     return task.result()
 
@@ -163,6 +167,12 @@ async def with_progress(label: str, work: Awaitable[T]) -> T:
     "--eval-batch-size", type=click.IntRange(min=1), help="Evaluation batch size (llama.cpp engine)."
 )
 @click.option("--new-instance", is_flag=True, help="Load another instance even if KEY is already loaded.")
+@click.option(
+    "--ttl",
+    type=click.IntRange(min=1),
+    metavar="SECONDS",
+    help="Unload after this many idle seconds (LM Studio's idle TTL). Default: offload.keepWarm, else none.",
+)
 @server_options
 @json_option
 def load_cmd(
@@ -171,23 +181,38 @@ def load_cmd(
     flash_attention: bool | None,
     eval_batch_size: int | None,
     new_instance: bool,
+    ttl: int | None,
     base_url: str | None,
     api_token: str | None,
     timeout: float | None,
     as_json: bool,
 ) -> None:
-    """Load a model and wait until it is ready; prints the instance id and load time."""
+    """Load a model and wait until it is ready; prints the instance id and load time.
+
+    If the server runs out of memory, models offload loaded earlier are unloaded (or a smaller
+    model of the same family is loaded instead) and the load is tried once more; it says so.
+    """
+    from offload import loading
+
+    if ttl is None and not (context_length or flash_attention is not None or eval_batch_size):
+        ttl = current_config().settings.keep_warm
 
     async def go() -> Any:
-        async with client(base_url, api_token, timeout) as lms:
-            work = lms.load(
-                key,
-                context_length=context_length,
-                flash_attention=flash_attention,
-                eval_batch_size=eval_batch_size,
-                new_instance=new_instance,
-            )
-            return await with_progress(f"loading {key}", work)
+        started: list[loading.LoadEvent] = []
+        stop = loading.subscribe(lambda e: started.append(e) if e.phase == "start" else None)
+        try:
+            async with client(base_url, api_token, timeout) as lms:
+                work = lms.load(
+                    key,
+                    context_length=context_length,
+                    flash_attention=flash_attention,
+                    eval_batch_size=eval_batch_size,
+                    new_instance=new_instance,
+                    ttl=ttl,
+                )
+                return await with_progress(f"loading model {key}", work, lambda: bool(started))
+        finally:
+            stop()
 
     result = run(go())
     if as_json:
@@ -197,13 +222,18 @@ def load_cmd(
                 "load_time_seconds": result.load_time_seconds,
                 "already_loaded": result.already_loaded,
                 "type": result.type,
+                "ttl": result.config.get("ttl") if not result.already_loaded else None,
+                "note": result.note,
             }
         )
     elif result.already_loaded:
         click.echo(f"{key} is already loaded as {result.instance_id} (use --new-instance for another)")
     else:
         took = f" in {result.load_time_seconds:.2f}s" if result.load_time_seconds is not None else ""
-        click.echo(f"loaded {result.instance_id}{took}")
+        idle = f", unloaded after {ttl}s idle" if ttl else ""
+        click.echo(f"loaded {result.instance_id}{took}{idle}")
+    if result.note:
+        note(result.note)
 
 
 @cli.command("unload")

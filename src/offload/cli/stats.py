@@ -29,13 +29,36 @@ WHEN_HELP = "a span like 7d, 24h, 30m, or a date/time like 2026-11-01 or 2026-11
     type=click.Path(dir_okay=False, writable=True),
     help="Write the report as one self-contained HTML page to PATH and print the path.",
 )
+@click.option(
+    "--what-if",
+    "what_if_chain",
+    metavar="CHAIN",
+    help="Re-price the answered calls as if CHAIN (comma-separated refs) had served them.",
+)
+@click.option("--task", metavar="NAME", help="With --what-if: only this task's calls.")
+@click.option(
+    "--local-share",
+    type=click.FloatRange(0, 1),
+    help="With --what-if: share of calls the chain's local primary keeps (default: from the ledger).",
+)
 @json_option
-def stats_cmd(since: str | None, until: str | None, html_path: str | None, as_json: bool) -> None:
+def stats_cmd(
+    since: str | None,
+    until: str | None,
+    html_path: str | None,
+    as_json: bool,
+    what_if_chain: str | None = None,
+    task: str | None = None,
+    local_share: float | None = None,
+) -> None:
     """What offload spent and saved: totals, then by day, by task and by model."""
     from offload.ledger import Ledger, parse_when
 
     start = parse_when(since) if since else None
     end = parse_when(until) if until else None
+    if what_if_chain:
+        _what_if(what_if_chain, task, start, local_share, as_json)
+        return
     with Ledger.open_readonly() as reader:
         summary = reader.summary(start, end)
     if html_path:
@@ -233,3 +256,35 @@ def log_text(rows: list[CallRow]) -> str:
             ]
         )
     return table(headers, body)
+
+
+def _what_if(chain: str, task: str | None, since: float | None, share: float | None, as_json: bool) -> None:
+    from offload.cli._app import current_config
+    from offload.ledger import Ledger
+    from offload.ledger.whatif import what_if
+
+    refs = [ref.strip() for ref in chain.split(",") if ref.strip()]
+    with Ledger.open_readonly() as reader:
+        rows = reader.answered(task, since)
+    result = what_if(current_config(), refs, rows, task=task, local_share=share)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    from offload.ledger.format import count, money
+    from offload.ledger.rows import usd
+
+    scope = f"{result.task} calls" if result.task else "calls"
+    diff = result.difference
+    verdict = f"{money(-diff)} less" if diff < 0 else f"{money(diff)} more"
+    click.echo(
+        f"what if {' → '.join(result.chain)} had served {count(result.calls)} answered {scope} "
+        f"({count(result.input_tokens)} tokens in, {count(result.output_tokens)} out):"
+    )
+    click.echo(f"  actual spend   {money(usd(result.actual_nusd))}")
+    click.echo(
+        f"  what-if spend  {money(usd(result.what_if_nusd))}  "
+        f"({result.local_share * 100:.0f}% local, the rest at {result.priced_at or 'no hosted model'})"
+    )
+    click.echo(f"  difference     {verdict}")
+    for line in result.notes:
+        note(f"note: {line}")

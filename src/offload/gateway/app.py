@@ -36,7 +36,7 @@ from offload.tokens import estimate_prompt
 
 if TYPE_CHECKING:
     from offload.ledger import Ledger
-    from offload.router import Router
+    from offload.routing.router import Router
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 OPEN_PATHS = frozenset({"/health", "/api/event_logging/batch"})

@@ -28,7 +28,7 @@ from offload.types import ChatRequest, ChatResult, StreamEnd, StreamEvent, TextD
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from offload.router import Router
+    from offload.routing.router import Router
 
 MIN_OUTPUT = 256
 

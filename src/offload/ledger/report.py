@@ -189,6 +189,18 @@ class LedgerReader:
         """Rows in the ledger."""
         return int(self._conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
 
+    def answered(
+        self, task: str | None = None, since: float | None = None
+    ) -> list[tuple[bool, int, int, int]]:
+        """``(local, input tokens, output tokens, cost in nano-dollars)`` of every answered call."""
+        where, args = _window(since, None)
+        where = f"{where} AND" if where else "WHERE"
+        sql = f"SELECT local, input_tokens, output_tokens, cost_nusd FROM calls {where} outcome = 'ok'"
+        if task is not None:
+            sql += " AND task = ?"
+            args.append(task)
+        return [(bool(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in self._conn.execute(sql, args)]
+
 
 def _window(since: float | None, until: float | None) -> tuple[str, list[Any]]:
     clauses, args = [], []

@@ -27,7 +27,7 @@ from offload.errors import InputError, OffloadError
 
 if TYPE_CHECKING:
     from offload.config import Config, Cost
-    from offload.router import CallEvent
+    from offload.routing.router import CallEvent
     from offload.types import ChatRequest
 
 NANO_PER_USD = 10**9

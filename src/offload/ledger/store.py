@@ -45,7 +45,7 @@ from offload.settings import data_dir
 
 if TYPE_CHECKING:
     from offload.config import Config
-    from offload.router import CallEvent
+    from offload.routing.router import CallEvent
 
 __all__ = [
     "BASELINE_HINT",

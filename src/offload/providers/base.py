@@ -3,7 +3,7 @@
 A provider is one configured model server. It lists models, answers chats (whole or streamed)
 and, when the server manages model memory, loads and unloads. Providers raise only
 ``offload.errors.ProviderError`` subclasses and never retry on their own: retry and failover
-policy belongs to the caller (``offload.retry`` / ``offload.router``).
+policy belongs to the caller (``offload.routing.retry`` / ``offload.routing.router``).
 """
 
 from __future__ import annotations

@@ -17,14 +17,31 @@ from typing import Any
 
 import httpx
 
-from offload.errors import BadResponse, ContextOverflow, ModelNotFound, ProviderError, closest
+from offload import loading
+from offload.errors import (
+    BadResponse,
+    ContextOverflow,
+    ModelNotFound,
+    OutOfMemory,
+    ProviderError,
+    closest,
+)
 from offload.http import RequestLog, is_local_url
 from offload.protocols import lmstudio as wire
 from offload.protocols.errors import ErrorContext, classify
 from offload.providers._hosted import FULL_BODY, HostedHttp, with_timings
 from offload.settings import DEFAULT_LMSTUDIO_URL
 from offload.tokens import estimate_prompt
-from offload.types import ChatRequest, ChatResult, LoadResult, ModelInfo, StreamEnd, StreamEvent, TextDelta
+from offload.types import (
+    ChatRequest,
+    ChatResult,
+    LoadResult,
+    ModelInfo,
+    Progress,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+)
 
 AUTH_REMEDY = (
     "set LM_API_TOKEN (or pass --api-token) to a token from LM Studio → Developer → "
@@ -67,8 +84,12 @@ class LMStudioProvider:
         transport: httpx.AsyncBaseTransport | None = None,
         log: RequestLog | None = None,
         headers: Mapping[str, str] | None = None,
+        keep_warm: int | None = None,
     ) -> None:
         self.name = name
+        self.keep_warm = keep_warm
+        """When set, a model offload's calls need is loaded with this idle TTL (seconds) first."""
+        self._warm: dict[str, float] = {}
         self.base_url = base_url.rstrip("/")
         self.local = is_local_url(self.base_url) if local is None else local
         self._token = api_token
@@ -132,7 +153,49 @@ class LMStudioProvider:
             data = await self._call("POST", wire.LOAD, expect="instance_id", body=body, model=key)
         except ModelNotFound as exc:
             raise await self._with_suggestions(exc, key) from None
+        except ProviderError as exc:
+            raise self._out_of_memory(exc, key) or exc from None
         return wire.parse_load(data)
+
+    async def load_with_ttl(self, key: str, ttl: int, *, embedding: bool = False) -> LoadResult:
+        """Load ``key`` with LM Studio's idle TTL: unloaded after ``ttl`` seconds without requests.
+
+        The native load endpoint rejects ``ttl``; LM Studio honours it only on a request that
+        loads the model just in time through the OpenAI-compatible routes. So the load is a
+        one-token completion (an embedding for embedding models) carrying ``ttl``.
+        """
+        started = time.perf_counter()
+        if embedding:
+            body: dict[str, Any] = {"model": key, "input": "warm-up", "ttl": ttl}
+            path, expect = "/v1/embeddings", "data"
+        else:
+            body = {"model": key, "messages": [{"role": "user", "content": "Reply OK."}], "max_tokens": 1}
+            body["ttl"] = ttl
+            path, expect = "/v1/chat/completions", "choices"
+        try:
+            data = await self._call("POST", path, expect=expect, body=body, model=key)
+        except ModelNotFound as exc:
+            raise await self._with_suggestions(exc, key) from None
+        except ProviderError as exc:
+            raise self._out_of_memory(exc, key) or exc from None
+        instance = str(data.get("model") or key) if isinstance(data, Mapping) else key
+        kind = "embedding" if embedding else "llm"
+        return LoadResult(instance.split("@", 1)[0], time.perf_counter() - started, kind, config={"ttl": ttl})
+
+    def _out_of_memory(self, exc: ProviderError, key: str) -> OutOfMemory | None:
+        """``exc`` as ``OutOfMemory`` when the server says the model did not fit."""
+        if isinstance(exc, OutOfMemory) or not loading.is_out_of_memory(exc.message):
+            return exc if isinstance(exc, OutOfMemory) else None
+        return OutOfMemory(
+            f"{key} does not fit in the memory left on {self.base_url}: {exc.message.splitlines()[0]}",
+            remedy="unload other models (offload unload --all), load a smaller variant, "
+            "or load with a smaller --context-length",
+            provider=self.name,
+            model=key,
+            address=self.base_url,
+            status=exc.status,
+            code=exc.code,
+        )
 
     async def unload(self, instance_id: str) -> None:
         """Unload one instance by its id (from ``loaded_instances[].id``)."""
@@ -165,9 +228,28 @@ class LMStudioProvider:
             )
         return self._compat
 
+    async def _keep_warm(self, model: str | None) -> None:
+        """With ``keep_warm`` set, load a model the call needs that is not loaded yet with LM
+        Studio's idle TTL first (announced to ``offload.loading`` listeners as ``keep-warm``).
+        Checked again once a TTL has passed, since LM Studio may have unloaded it by then."""
+        ttl = self.keep_warm
+        now = time.monotonic()
+        if not ttl or not model or now - self._warm.get(model, -1e18) < ttl:
+            return
+        self._warm[model] = now
+        found = next(
+            (m for m in await self._safe_models() if model in (m.key, *(i.id for i in m.loaded_instances))),
+            None,
+        )
+        if found is None or found.loaded:
+            return
+        with loading.announced(self.name, self.base_url, found.key, "keep-warm"):
+            await self.load_with_ttl(found.key, ttl, embedding=not found.is_llm)
+
     async def chat(self, request: ChatRequest) -> ChatResult:
         """One chat on ``/api/v1/chat`` (or ``/v1/chat/completions`` when native cannot carry it)."""
         try:
+            await self._keep_warm(request.model)
             if wire.supports(request) is not None:
                 return await self._checked(request, await self.compat().chat(request))
             started = time.perf_counter()
@@ -185,6 +267,7 @@ class LMStudioProvider:
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """One streamed chat; yields deltas and progress, then ``StreamEnd``."""
         try:
+            await self._keep_warm(request.model)
             if wire.supports(request) is not None:
                 async for event in self.compat().stream_chat(request):
                     if isinstance(event, StreamEnd):
@@ -203,6 +286,7 @@ class LMStudioProvider:
         events = self._http.stream(
             wire.CHAT, self._chat_body(request, stream=True), expect="output", model=model
         )
+        load_started: float | None = None
         async for sse in events:
             if sse.event == FULL_BODY:
                 yield StreamEnd(
@@ -210,6 +294,8 @@ class LMStudioProvider:
                 )
                 return
             event = wire.parse_event(sse.event, sse.data, self._http.ctx(model), model=model)
+            if isinstance(event, Progress) and event.stage == "model_load":
+                load_started = self._jit_load_event(model, event, load_started)
             if event is None:
                 continue
             if first is None and isinstance(event, TextDelta):
@@ -217,6 +303,16 @@ class LMStudioProvider:
             if isinstance(event, StreamEnd):
                 event = StreamEnd(with_timings(event.result, started, first))
             yield event
+
+    def _jit_load_event(self, model: str, event: Progress, started: float | None) -> float | None:
+        """Tell ``offload.loading`` listeners about a load the server does for this stream."""
+        if started is None:
+            started = time.monotonic()
+            loading.emit(loading.LoadEvent(self.name, self.base_url, model, "start", "jit"))
+        if event.done:
+            seconds = time.monotonic() - started
+            loading.emit(loading.LoadEvent(self.name, self.base_url, model, "done", "jit", seconds))
+        return started
 
     async def _checked(self, request: ChatRequest, result: ChatResult) -> ChatResult:
         """Guard against the OpenAI routes' quirk: one loaded model answers any model name."""
@@ -241,7 +337,7 @@ class LMStudioProvider:
             return await self._with_suggestions(exc, request.model)
         if isinstance(exc, ContextOverflow) and exc.remedy is None:
             return await self._overflow(exc, request)
-        return exc
+        return self._out_of_memory(exc, request.model or "the model") or exc
 
     async def _safe_models(self) -> list[ModelInfo]:
         try:

@@ -41,6 +41,7 @@ class OpenAIProvider:
         transport: httpx.AsyncBaseTransport | None = None,
         log: RequestLog | None = None,
         max_tokens_field: str = "max_tokens",
+        routing: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if api not in APIS:
             raise ConfigError(f"provider {name!r}: api must be one of {', '.join(APIS)}, not {api!r}")
@@ -49,6 +50,8 @@ class OpenAIProvider:
         self.base_url = base_url.rstrip("/")
         self.local = is_local_url(self.base_url) if local is None else local
         self.max_tokens_field = max_tokens_field
+        self.routing = dict(routing or {})
+        """OpenRouter provider preferences per model id, sent as the body's ``provider``."""
         all_headers = dict(headers or {})
         if api_key:
             all_headers["Authorization"] = f"Bearer {api_key}"
@@ -87,10 +90,14 @@ class OpenAIProvider:
         if not request.model:
             raise InvalidRequest(f"provider {self.name!r} needs request.model; choose a model first")
         if self.api == "openai-completions":
-            return openai_chat.build_body(
+            body = openai_chat.build_body(
                 request, model=request.model, stream=stream, max_tokens_field=self.max_tokens_field
             )
-        return openai_responses.build_body(request, model=request.model, stream=stream)
+        else:
+            body = openai_responses.build_body(request, model=request.model, stream=stream)
+        if request.model in self.routing:
+            body["provider"] = dict(self.routing[request.model])
+        return body
 
     def _parse(self, data: Any, model: str) -> ChatResult:
         parse: Callable[..., ChatResult] = (

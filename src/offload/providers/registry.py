@@ -38,11 +38,14 @@ class PoolOptions:
     """API key overrides per provider id (``--api-token`` applies to ``lmstudio``)."""
     timeout: float | None = None
     """Read timeout for every HTTP provider (``--timeout``), over the config's ``timeoutSeconds``."""
+    keep_warm: int | None = None
+    """LM Studio idle TTL for the models offload's calls load (``offload.keepWarm``)."""
 
     @classmethod
     def for_config(cls, config: Config, **overrides: Any) -> PoolOptions:
-        """Options carrying the config's embedded-engine settings, plus ``overrides``."""
+        """Options carrying the config's embedded-engine and keep-warm settings, plus ``overrides``."""
         settings = config.settings
+        overrides.setdefault("keep_warm", settings.keep_warm)
         return cls(models_dir=settings.models_dir, threads=settings.embedded_threads, **overrides)
 
 
@@ -77,11 +80,12 @@ def build_provider(cfg: ProviderConfig, options: PoolOptions | None = None) -> P
         from offload.providers.lmstudio import LMStudioProvider
         from offload.settings import lmstudio_url
 
-        return LMStudioProvider(lmstudio_url(cfg.base_url), api_token=key, **http)
+        return LMStudioProvider(lmstudio_url(cfg.base_url), api_token=key, keep_warm=opts.keep_warm, **http)
     if cfg.api in ("openai-completions", "openai-responses"):
         from offload.providers.openai_compat import OpenAIProvider
 
-        return OpenAIProvider(cfg.base_url, api_key=key, api=cfg.api, **http)
+        routing = {m.id: dict(m.routing) for m in cfg.models if m.routing}
+        return OpenAIProvider(cfg.base_url, api_key=key, api=cfg.api, routing=routing, **http)
     if cfg.api == "anthropic-messages":
         from offload.providers.anthropic import AnthropicProvider
 

@@ -1,5 +1,7 @@
 """The built-in tasks as ``TaskSpec`` builders: summarize, extract, classify, rewrite, review,
-brainstorm, translate. Prompts are short and explicit because the models they target are small."""
+brainstorm, translate, and ``ask`` (a raw prompt). Which options each takes is declared in
+``offload.tasks.table``; these functions turn them into a ``TaskSpec``. Prompts are short and
+explicit because the models they target are small."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 from offload.errors import InputError
 from offload.tasks import checks
 from offload.tasks.spec import TaskSpec
-from offload.tasks.structured import normalize_label
+from offload.tasks.structured import check_schema, normalize_label, schema_from_fields
 
 LENGTHS = ("sentence", "paragraph", "bullets")
 SEVERITIES = ["info", "minor", "major", "critical"]
@@ -79,8 +81,13 @@ def _has_bullets(text: str) -> str | None:
 # --- extract ---------------------------------------------------------------------------------
 
 
-def extract(text: str, schema: Mapping[str, Any]) -> TaskSpec:
-    """Extract fields from ``text`` as JSON that validates against ``schema``."""
+def extract(text: str, schema: Mapping[str, Any] | None = None, fields: str | None = None) -> TaskSpec:
+    """Extract fields from ``text`` as JSON that validates against ``schema`` (or a ``fields`` list)."""
+    if (schema is None) == (fields is None):
+        raise InputError(
+            "give either a JSON Schema or a field list", remedy="--schema FILE or --fields 'a, b int'"
+        )
+    schema = check_schema(dict(schema), "schema") if schema is not None else schema_from_fields(fields or "")
     return TaskSpec(
         name="extract",
         system="You extract structured data from text. Reply with one JSON object only. "
@@ -298,3 +305,36 @@ def _dedupe(data: Any, count: int) -> Any:
 def _enough(data: Any, count: int) -> str | None:
     got = len(data.get("ideas", [])) if isinstance(data, dict) else 0
     return None if got >= count else f"only {got} distinct ideas, {count} were asked for"
+
+
+# --- ask -------------------------------------------------------------------------------------
+
+
+def ask(
+    text: str,
+    *,
+    system: str | None = None,
+    max_output_tokens: int | None = None,
+    temperature: float | None = None,
+    schema: Mapping[str, Any] | None = None,
+) -> TaskSpec:
+    """A raw prompt; with ``schema`` the answer is JSON valid against it."""
+    if not text.strip():
+        raise InputError("the prompt is empty", remedy="give the text to ask about")
+    if schema is not None:
+        schema = check_schema(dict(schema), "schema")
+    return TaskSpec(
+        name="ask",
+        system=system or "You are a helpful assistant.",
+        prompt=text,
+        output="json" if schema is not None else "text",
+        schema=schema,
+        source="",
+        max_output_tokens=max_output_tokens,
+        temperature=temperature,
+        render=str if schema is None else _dumps,
+    )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -1,7 +1,9 @@
-"""Cheap checks on free-text answers: empty, refusal, length, language, prompt echo, near-duplicates.
+"""Cheap checks on answers: the gate (empty, non-answer, refusal, echo), length, language, near-duplicates.
 
 They cost microseconds and catch the typical failures of small local models; each returns a
-short problem description or ``None``. Language identification is deliberately simple: the
+short problem description or ``None``. ``gate`` runs the ones every task needs, in order, and is
+measured on a labelled corpus of good and bad answers in every language below
+(``tests/data/gate_corpus.jsonl``). Language identification is deliberately simple: the
 script for non-Latin languages, common-word frequencies for the major Latin-script ones —
 enough to notice "asked for German, got English".
 """
@@ -9,13 +11,11 @@ enough to notice "asked for German, got English".
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
-REFUSAL = re.compile(
-    r"^\s*(i'?m sorry|i am sorry|sorry, (but )?i|i can(no|')t|i cannot|i'?m (not able|unable)"
-    r"|i am (not able|unable)|as an ai\b|i won'?t be able)",
-    re.IGNORECASE,
-)
+from offload.tasks import refusals
+
 WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 SCRIPTS: dict[str, tuple[tuple[int, int], ...]] = {
@@ -84,9 +84,126 @@ def empty(text: str) -> str | None:
     return "the answer is empty" if not text.strip() else None
 
 
-def refusal(text: str) -> str | None:
-    """Problem when the answer is a refusal."""
-    return "the model refused" if REFUSAL.match(text) else None
+def refusal(text: str, source: str = "") -> str | None:
+    """Problem when the answer is a refusal (in any language ``detect_language`` knows).
+
+    When the input itself says "I can't…" or "sorry", a refusal-shaped answer may be a faithful
+    summary or translation of it, so it is let through.
+    """
+    if len(text) > 800 or (source and refusals.INABILITY.search(_plain(source))):
+        return None
+    head = _head(text)
+    if refusals.REFUSAL.match(head) or refusals.AS_AN_AI.match(head):
+        return "the model refused"
+    return None
+
+
+THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
+OPEN_THINK = re.compile(r"^\s*<(?:think|thinking|reasoning)>", re.IGNORECASE)
+CLOSE_THINK = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
+FENCE = re.compile(r"^\s*```[\w+-]*\s*$", re.MULTILINE)
+MARKUP = re.compile(r"^(?:\s*(?:>|#+|[-*•]\s)\s*|\*\*|__|[*_`\"'\s])+")
+LABEL = re.compile(
+    r"^(?:final answer|answer|summary|response|reply|result|output|translation|rewrite|rewritten text"
+    r"|zusammenfassung|antwort|übersetzung|résumé|réponse|traduction|resumen|respuesta|traducción"
+    r"|riassunto|risposta|traduzione|resumo|resposta|tradução|samenvatting|antwoord|vertaling"
+    r"|резюме|ответ|перевод|краткое содержание|περίληψη|απάντηση|μετάφραση|ملخص|الإجابة|الترجمة"
+    r"|סיכום|תשובה|תרגום|सारांश|उत्तर|अनुवाद|สรุป|คำตอบ|คำแปล|요약|답변|번역|要約|回答|翻訳|摘要|总结|翻译)"
+    r"\s*:\s*",
+    re.IGNORECASE,
+)
+PLACEHOLDERS = frozenset(
+    "n/a|n.a|na|null|nil|undefined|nan|none provided|tbd|todo|no answer|no response|no output|empty"
+    "|(empty)|placeholder|lorem ipsum|i don't know|i do not know|no idea|[object object]|ok|okay|sure"
+    "|understood|certainly|got it|of course".split("|")
+)
+PLACEHOLDER = re.compile(
+    r"^[\[<{(]\s*[^\]>})]{0,40}\b(?:here|summary|translation|answer|text|output)\s*[\]>})]$"
+)
+QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "`": "'", "\u201c": '"', "\u201d": '"'})
+# offload's own re-ask wording (``TaskSpec.reask``); a model that repeats it has not answered.
+REASK = (
+    "your answer was not acceptable",
+    "answer again fixing these problems",
+    "reply again with only the json",
+)
+
+
+def visible(text: str) -> str:
+    """The answer without ``<think>…</think>`` reasoning (all of it when the block never closes)."""
+    shown = THINK.sub("", text)
+    if CLOSE_THINK.search(shown):
+        shown = CLOSE_THINK.split(shown)[-1]
+    return "" if OPEN_THINK.match(shown) else shown.strip()
+
+
+def _plain(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower().translate(QUOTES)
+
+
+def _head(text: str) -> str:
+    """The start of the visible answer, lower-cased, without markdown, quotes and a "Summary:" label."""
+    head = _plain(visible(text))[:600]
+    while True:
+        stripped = LABEL.sub("", MARKUP.sub("", head), count=1)
+        if stripped == head:
+            return head.replace("**", "").replace("__", "")
+        head = stripped
+
+
+def non_answer(text: str) -> str | None:
+    """Problem when the answer says nothing: only punctuation, an empty code block, "N/A", a
+    placeholder, or a preamble ("Here is the summary:") with nothing after it."""
+    shown = visible(text)
+    if not shown:
+        return "the answer holds only the model's reasoning, no answer"
+    if "```" in shown and not FENCE.sub("", shown).strip(" \n`"):
+        return "the answer is an empty code block"
+    head = _head(shown).strip()
+    core = head.rstrip(".!?。:;,…- ").strip("\"' *_`")
+    if not any(c.isalnum() for c in core):
+        return "the answer has no content"
+    if core in PLACEHOLDERS or PLACEHOLDER.match(core):
+        return f"the answer is a placeholder ({core!r}), not an answer"
+    if "\n" not in head and len(head) <= 80 and head.endswith(":"):
+        return "the answer is only a preamble, the content is missing"
+    return None
+
+
+def reask_echo(text: str) -> str | None:
+    """Problem when the answer repeats offload's own re-ask instead of answering it."""
+    a = _normal(text)
+    if any(phrase in a for phrase in REASK):
+        return "the answer repeats offload's re-ask instead of answering"
+    return None
+
+
+def instruction_echo(text: str, instructions: Sequence[str], source: str = "") -> str | None:
+    """Problem when the answer is (almost) nothing but sentences of the task's instructions."""
+    a = f" {_normal(text)} "
+    src = f" {_normal(source)} "
+    found = 0
+    for instruction in instructions:
+        for sentence in re.split(r"[.!?\n]+", instruction):
+            s = f" {_normal(sentence)} "
+            if len(s.split()) >= 3 and s in a and s not in src:
+                a = a.replace(s, " ")
+                found += 1
+    if found and len(a.split()) < 3:
+        return "the answer repeats the task's instructions instead of doing the task"
+    return None
+
+
+def gate(text: str, *, source: str = "", instructions: Sequence[str] = ()) -> list[str]:
+    """The problems every answer is checked for, whatever the task: empty, no content, a
+    refusal, or an echo of the instructions or of offload's re-ask. Empty when it passes."""
+    if p := empty(text):
+        return [p]
+    if p := non_answer(text):
+        return [p]
+    shown = visible(text)
+    found = (reask_echo(shown), refusal(shown, source), instruction_echo(shown, instructions, source))
+    return [p for p in found if p]
 
 
 def words(text: str) -> int:

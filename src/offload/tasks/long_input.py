@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from offload.errors import AllCandidatesFailed, ContextOverflow, OffloadError
-from offload.tasks import builtin, checks
+from offload.errors import AllCandidatesFailed, ContextOverflow, LocalOnlyRefused, OffloadError
+from offload.tasks import builtin, checks, progress
 from offload.tasks.runner import RunSettings, TaskResult, TaskRunner
 from offload.tokens import CHARS_PER_TOKEN, estimate_tokens
 
@@ -40,7 +40,7 @@ async def summarize_text(
         spec = replace(spec, max_output_tokens=min(spec.max_output_tokens or window, output_cap(window)))
     try:
         return await runner.run(spec, settings)
-    except (ContextOverflow, AllCandidatesFailed) as exc:
+    except (ContextOverflow, AllCandidatesFailed, LocalOnlyRefused) as exc:
         learned = overflow_window(exc)
         if learned is None:
             raise
@@ -52,10 +52,12 @@ async def summarize_text(
         )
     parts = split_text(text, max_tokens=part_tokens(window))
     partials: list[TaskResult] = []
-    for part in parts:
+    for number, part in enumerate(parts, 1):
+        progress.report(f"summary: part {number} of {len(parts)} (level {level + 1})")
         budget = max(15, checks.words(part) // 4)
         partials.append(await summarize_text(runner, part, budget, focus, settings, level + 1, window))
     combined = "\n\n".join(p.text for p in partials)
+    progress.report(f"summary: combining {len(parts)} part summaries")
     final = await summarize_text(runner, combined, length, focus, settings, level + 1, window)
     return _merge(final, partials, len(parts))
 
@@ -73,7 +75,7 @@ def part_tokens(window: int) -> int:
 def overflow_window(exc: OffloadError) -> int | None:
     """The context window an overflow reported (a guess when the server did not say); ``None``
     when the error is not an overflow at all."""
-    errors = list(exc.errors) if isinstance(exc, AllCandidatesFailed) else [exc]
+    errors = list(exc.errors) if isinstance(exc, AllCandidatesFailed | LocalOnlyRefused) else [exc]
     overflows = [e for e in errors if isinstance(e, ContextOverflow)]
     if not overflows:
         return None

@@ -18,16 +18,16 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from offload.errors import Attempt, LocalOnlyRefused, QualityGateFailed
-from offload.router import CallOptions, Routed, Router
+from offload.routing.router import CallOptions, Routed, Router
+from offload.tasks import progress
 from offload.tasks.spec import TaskSpec
 from offload.tasks.structured import parse_json
+from offload.tasks.taskdef import Gate, OnFail
 from offload.types import ChatRequest, JsonSchema, Message, Usage
 
-Gate = Literal["off", "checks", "judge"]
-OnFail = Literal["escalate", "fail", "warn"]
 JUDGE_SCHEMA = {
     "type": "object",
     "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 10}, "reason": {"type": "string"}},
@@ -145,6 +145,7 @@ class TaskRunner:
             if st.on_fail == "fail":
                 raise QualityGateFailed(f"{spec.name}: {served} failed the gate: {'; '.join(problems)}")
             run.escalations.append(f"{served}: {'; '.join(problems)}")
+            progress.report(f"{spec.name}: {served} failed the gate; escalating")
             start = chain.index(served) + 1 if served in chain else len(chain)
         raise QualityGateFailed(
             f"{spec.name}: no model passed the gate: " + " | ".join(run.escalations),

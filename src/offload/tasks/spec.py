@@ -79,8 +79,8 @@ class TaskSpec:
 
     def accept(self, result: ChatResult) -> tuple[Any, Problems]:
         """The output and its problems (empty when the answer passes the cheap checks)."""
-        text = result.content.strip()
-        problems = [p for p in (checks.empty(text), checks.refusal(text)) if p]
+        text = checks.visible(result.content)
+        problems = checks.gate(result.content, source=self.source, instructions=(self.system, self.prompt))
         if problems:
             return text, problems
         if result.finish_reason == "length" and self.output == "json":

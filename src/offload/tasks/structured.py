@@ -117,17 +117,29 @@ def validate(value: Any, schema: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+_VALID_SCHEMAS: set[str] = set()
+
+
 def check_schema(schema: Any, source: str) -> dict[str, Any]:
-    """Make sure a user-supplied schema is a valid JSON Schema object."""
+    """Make sure a user-supplied schema is a valid JSON Schema object.
+
+    Checking costs milliseconds, so schemas already found valid are remembered (a batch builds
+    the same schema into every item's request).
+    """
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
     if not isinstance(schema, dict):
         raise InputError(f"{source}: a JSON Schema must be an object, got {type(schema).__name__}")
+    key = json.dumps(schema, sort_keys=True, default=repr)
+    if key in _VALID_SCHEMAS:
+        return schema
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise InputError(f"{source}: invalid JSON Schema: {exc.message}") from exc
+    if len(_VALID_SCHEMAS) < 256:
+        _VALID_SCHEMAS.add(key)
     return schema
 
 

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from offload.config import parse_json5
-from offload.config_schema import GATES, ON_FAIL, Chain, Problems
+from offload.config_schema import Chain, Problems
 from offload.errors import ConfigError, InputError
 from offload.settings import config_dir
 from offload.tasks.spec import TaskSpec
 from offload.tasks.structured import check_schema, schema_from_fields
+from offload.tasks.taskdef import GATES, ON_FAIL
 
 VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

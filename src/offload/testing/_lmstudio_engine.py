@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -138,6 +139,9 @@ class Engine:
 
     async def _load_steps(self, model: FakeModel, path: str) -> AsyncIterator[float]:
         fault = self.faults.take(path, "load")
+        budget = self.config.memory_bytes
+        if budget is not None and self.registry.memory_used() + model.size_bytes > budget:
+            raise TurnError("load_failed", errors.load_failed_message(model.key))
         step = self.config.load_delay / 4
         for i in range(1, 5):
             if step > 0:
@@ -220,14 +224,14 @@ class Engine:
         yield LoadEnd(instance_id, seconds)
         yield _Loaded(instance, seconds)
 
-    async def ensure_instance(self, target: Target, path: str) -> Instance:
+    async def ensure_instance(self, target: Target, path: str, ttl: Any = None) -> Instance:
         """The target's instance, JIT-loading it if needed (events discarded)."""
-        instance: Instance | None = None
+        loaded: _Loaded | None = None
         async for event in self._acquire_instance(target, path):
             if isinstance(event, _Loaded):
-                instance = event.instance
-        assert instance is not None, "no instance acquired"
-        return instance
+                loaded = event
+        assert loaded is not None, "no instance acquired"
+        return _used(loaded, path, ttl)
 
     # generation
 
@@ -240,6 +244,7 @@ class Engine:
             else:
                 yield event
         assert loaded is not None
+        _used(loaded, plan.route, plan.request.get("ttl"))
         async for event in self._generate(plan, loaded.instance, loaded.seconds):
             yield event
 
@@ -425,3 +430,17 @@ async def prestart(events: AsyncGenerator[Event, None]) -> tuple[list[Event], As
 
 def _elapsed(started: float) -> float:
     return round(max(asyncio.get_running_loop().time() - started, 0.001), 3)
+
+
+#: Routes whose ``ttl`` sets the idle TTL of a model the request JIT-loads (LM Studio 0.3.9+).
+TTL_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/api/v0/")
+
+
+def _used(loaded: _Loaded, path: str, ttl: Any) -> Instance:
+    """Mark the instance used now; a request that loaded it may set its idle TTL (invalid → ignored)."""
+    instance = loaded.instance
+    instance.last_used = time.monotonic()
+    valid = isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl > 0
+    if loaded.seconds is not None and valid and path.startswith(TTL_ROUTES):
+        instance.ttl = float(ttl)
+    return instance

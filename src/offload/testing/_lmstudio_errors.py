@@ -9,6 +9,7 @@ exact ones LM Studio 0.4.x sent (``tests/fixtures/lmstudio-recorded``); the othe
 from __future__ import annotations
 
 import http
+import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -35,6 +36,14 @@ AUTH_INVALID = (
     "The LM Studio API token provided in the Authorization header is invalid or has been revoked. "
     "Learn more at: https://lmstudio.ai/docs/developer/core/authentication."
 )
+
+AUTH_MALFORMED = (
+    "The LM Studio API token provided in the Authorization header is not a valid token "
+    "(expected the form sk-lm-XXXXXXXX:YYYYYYYYYYYYYYYYYYYY). "
+    "Learn more at: https://lmstudio.ai/docs/developer/core/authentication."
+)
+#: LM Studio's token format (the official Python SDK validates tokens with the same shape).
+TOKEN_FORMAT = re.compile(r"^sk-lm-[A-Za-z0-9]{8}:[A-Za-z0-9]{20}$")
 
 TurnErrorKind = Literal["context_overflow", "system_role", "load_failed", "crash"]
 
@@ -222,9 +231,14 @@ def auth_missing() -> ApiError:
     )
 
 
-def auth_invalid() -> ApiError:
+def auth_invalid(offered: str = "") -> ApiError:
+    """401 for a token that is not this server's: malformed (not ``sk-lm-…:…``) or unknown.
+
+    The real server's bodies for these cases are not recorded; the envelope is the recorded
+    missing-token one, the messages are ours."""
+    message = AUTH_INVALID if TOKEN_FORMAT.match(offered) else AUTH_MALFORMED
     return ApiError(
-        401, {"error": {"type": "invalid_request", "code": "invalid_api_key", "message": AUTH_INVALID}}
+        401, {"error": {"type": "invalid_request", "code": "invalid_api_key", "message": message}}
     )
 
 

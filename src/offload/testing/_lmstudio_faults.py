@@ -24,9 +24,19 @@ FaultKind = Literal["drop", "status", "slow", "timeout", "context_overflow", "cr
 Stage = Literal["request", "load"]
 
 #: Routes that generate text: the only ones ``context_overflow`` and ``crash`` apply to.
-INFERENCE_PATHS = frozenset({"/api/v1/chat", "/v1/chat/completions", "/v1/responses", "/v1/messages"})
+INFERENCE_PATHS = frozenset(
+    {
+        "/api/v1/chat",
+        "/v1/chat/completions",
+        "/v1/responses",
+        "/v1/messages",
+        "/v1/completions",
+        "/api/v0/chat/completions",
+        "/api/v0/completions",
+    }
+)
 #: Routes a fault without a path filter applies to.
-DEFAULT_PATHS = INFERENCE_PATHS | {"/api/v1/models/load", "/v1/embeddings"}
+DEFAULT_PATHS = INFERENCE_PATHS | {"/api/v1/models/load", "/v1/embeddings", "/api/v0/embeddings"}
 _SIMPLE: tuple[FaultKind, ...] = ("drop", "timeout", "context_overflow", "crash", "load_failure")
 
 
@@ -46,6 +56,16 @@ class Fault:
         if self.kind in ("context_overflow", "crash") and path not in INFERENCE_PATHS:
             return False
         return path in DEFAULT_PATHS if self.path is None else path.startswith(self.path)
+
+
+def parse_cli_fault(text: str) -> Fault:
+    """The command line's ``KIND[xCOUNT][@PATH]`` (``status:503x3@/api/v1/chat``) → ``Fault``."""
+    spec, _, path = text.partition("@")
+    count = 1
+    head, sep, tail = spec.rpartition("x")
+    if sep and tail.isdigit() and head:
+        spec, count = head, int(tail)
+    return parse_fault(spec, count, path or None)
 
 
 def parse_fault(spec: str, count: int = 1, path: str | None = None) -> Fault:

@@ -9,6 +9,7 @@ parallel-generation slots with a FIFO queue; requests beyond the slot count wait
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -241,6 +242,9 @@ class Instance:
     parallel: int
     options: dict[str, Any] = field(default_factory=dict)
     jit: bool = False
+    ttl: float | None = None
+    """Idle seconds before the fake unloads it (set by a JIT load whose request carried ``ttl``)."""
+    last_used: float = field(default_factory=time.monotonic)
     gate: SlotGate = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

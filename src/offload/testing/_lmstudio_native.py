@@ -41,6 +41,7 @@ from offload.testing._lmstudio_http import (
 from offload.testing._lmstudio_http import sse as _sse
 from offload.testing._lmstudio_models import FakeModel
 from offload.testing._lmstudio_text import FakeMessage
+from offload.testing._lmstudio_tools import ToolCall, parse_integrations, plan_tool_call
 
 LOAD_TYPES: dict[str, tuple[JsonKind, ...]] = {
     "model": ("string",),
@@ -240,23 +241,29 @@ def _chat_plan(engine: Engine, call: Call) -> TurnPlan:
 
 async def _chat(engine: Engine, call: Call) -> Response:
     plan = _chat_plan(engine, call)
+    integrations = parse_integrations(
+        call.body.get("integrations") or [], auth_on=engine.config.auth_token is not None
+    )
+    tool = plan_tool_call(integrations, plan.user_text)
     if call.stream:
-        return event_stream(drive(call, engine.run(plan), NativeStream()))
+        return event_stream(drive(call, engine.run(plan), NativeStream(tool)))
     try:
         result = await collect(engine.run(plan))
     except TurnError as err:
         raise errors.native_turn_error(err) from err
-    return JSONResponse(chat_body(result))
+    return JSONResponse(chat_body(result, tool))
 
 
-def _output(reasoning: str, text: str) -> list[dict[str, str]]:
-    output = [{"type": "reasoning", "content": reasoning}] if reasoning else []
+def _output(reasoning: str, text: str, tool: ToolCall | None = None) -> list[dict[str, Any]]:
+    output: list[dict[str, Any]] = [{"type": "reasoning", "content": reasoning}] if reasoning else []
+    if tool is not None:
+        output.append(tool.item())
     if text or not output:
         output.append({"type": "message", "content": text})
     return output
 
 
-def chat_body(result: TurnResult) -> dict[str, Any]:
+def chat_body(result: TurnResult, tool: ToolCall | None = None) -> dict[str, Any]:
     """The ``POST /api/v1/chat`` answer (recorded shape)."""
     stats: dict[str, Any] = {
         "input_tokens": result.input_tokens,
@@ -269,7 +276,7 @@ def chat_body(result: TurnResult) -> dict[str, Any]:
         stats["model_load_time_seconds"] = result.load_seconds
     body: dict[str, Any] = {
         "model_instance_id": result.instance_id,
-        "output": _output(result.reasoning, result.text),
+        "output": _output(result.reasoning, result.text, tool),
     }
     body["stats"] = stats
     if result.response_id is not None:
@@ -284,7 +291,8 @@ def _event(kind: str, **fields: Any) -> bytes:
 class NativeStream:
     """Renders engine events as ``/api/v1/chat`` SSE events, opening and closing blocks in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, tool: ToolCall | None = None) -> None:
+        self.tool = tool
         self.instance_id = ""
         self.block: str | None = None
         self.parts: dict[str, list[str]] = {"reasoning": [], "message": []}
@@ -310,12 +318,13 @@ class NativeStream:
             return [_event("prompt_processing.progress", progress=event.progress)]
         if isinstance(event, PromptEnd):
             self.input_tokens = event.input_tokens
-            return [_event("prompt_processing.end")]
+            calls = [_event(kind, **fields) for kind, fields in self.tool.events()] if self.tool else []
+            return [_event("prompt_processing.end"), *calls]
         if isinstance(event, Delta):
             self.parts[event.channel].append(event.text)
             return [*self._switch(event.channel), _event(f"{event.channel}.delta", content=event.text)]
         if isinstance(event, Finished):
-            return [*self._switch(None), _event("chat.end", result=chat_body(event.result))]
+            return [*self._switch(None), _event("chat.end", result=chat_body(event.result, self.tool))]
         return []
 
     def _switch(self, block: str | None) -> list[bytes]:

@@ -111,10 +111,10 @@ def routes(engine: Engine) -> list[tuple[str, str, Handler]]:
         return JSONResponse({"data": data, "object": "list"})
 
     async def chat_completions(call: Call) -> Response:
-        return await _chat_completions(engine, call)
+        return await chat_completions_response(engine, call)
 
     async def embeddings(call: Call) -> Response:
-        return await _embeddings(engine, call)
+        return await embeddings_response(engine, call)
 
     return [
         ("GET", "/v1/models", list_models),
@@ -139,7 +139,8 @@ def _stops(stop: str | list[Any] | None) -> tuple[str, ...]:
     return (stop,) if isinstance(stop, str) else tuple(str(s) for s in stop)
 
 
-async def _chat_completions(engine: Engine, call: Call) -> Response:
+async def chat_completions_response(engine: Engine, call: Call) -> Response:
+    """``POST /v1/chat/completions`` (also behind ``/api/v0/chat/completions``)."""
     body = call.body
     check_types(body, CHAT_TYPES, openai_type_error)
     system, history, user_text, images = split_conversation(parse_messages(body.get("messages")))
@@ -302,14 +303,15 @@ def embedding_vector(text: str) -> list[float]:
     return [round(v / norm, 6) for v in values]
 
 
-async def _embeddings(engine: Engine, call: Call) -> Response:
+async def embeddings_response(engine: Engine, call: Call) -> Response:
+    """``POST /v1/embeddings`` (also behind ``/api/v0/embeddings``)."""
     value = call.body.get("input")
     inputs = [value] if isinstance(value, str) else value
     if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
         raise errors.openai_invalid("'input' must be a string or a non-empty array of strings", "input")
     target = engine.resolve_embedding(str(call.body.get("model") or ""))
     try:
-        instance = await engine.ensure_instance(target, call.path)
+        instance = await engine.ensure_instance(target, call.path, call.body.get("ttl"))
     except TurnError as err:
         raise errors.openai_turn_error(err) from err
     data = [

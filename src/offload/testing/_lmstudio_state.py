@@ -34,6 +34,7 @@ class FakeConfig:
     default_context_length: int = 4096
     auto_evict: bool = True
     system_prompt_bug: bool = True
+    memory_bytes: int | None = None
 
 
 @dataclass
@@ -189,10 +190,13 @@ class Registry:
         """Register a loaded instance (reserving an id first if none was given)."""
         chosen = instance_id or self.reserve_id(model.key)
         given = (options or {}) if model.is_llm and model.format == "gguf" else {}
+        context = context_length or min(self._config.default_context_length, model.max_context_length)
+        if not model.is_llm:  # embedding models never load above their trained maximum
+            context = min(context, model.max_context_length)
         instance = Instance(
             id=chosen,
             model=model,
-            context_length=context_length or self._config.default_context_length,
+            context_length=context,
             parallel=parallel or self._config.parallel,
             options={k: given[k] for k in (*GGUF_LOAD_DEFAULTS, "num_experts") if given.get(k) is not None},
             jit=jit,
@@ -205,6 +209,20 @@ class Registry:
     def remove_instance(self, instance_id: str) -> Instance | None:
         with self._lock:
             return self._instances.pop(instance_id, None)
+
+    def memory_used(self) -> int:
+        """Bytes the loaded instances take (each counts its model's ``size_bytes``)."""
+        return sum(instance.model.size_bytes for instance in self.instances())
+
+    def expire_idle(self, now: float) -> list[str]:
+        """Unload instances whose idle TTL has run out; returns their ids."""
+        with self._lock:
+            gone = [
+                i.id for i in self._instances.values() if i.ttl is not None and now - i.last_used >= i.ttl
+            ]
+            for instance_id in gone:
+                del self._instances[instance_id]
+        return gone
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ IMAGE_TOKENS = 256
 _PIECE = re.compile(r"\s*\S+\s*")
 _WORD = re.compile(r"[\w'’-]+")
 _EXACT = re.compile(r"\b(?:reply|respond|answer|say)\s+with\s+(?:exactly|only|just)\s*:?\s*(.+)", re.I | re.S)
+_QUOTED = re.compile(r"<<<\s*(.*?)\s*>>>", re.S)
 _GREETINGS = frozenset({"hi", "hello", "hey", "hiya", "howdy", "greetings", "yo", "hallo", "morning"})
 
 
@@ -89,7 +90,10 @@ def default_responder(turn: FakeTurn) -> str:
     """Deterministic, input-dependent reply.
 
     JSON matching ``turn.json_schema`` when one is given; the requested text for "Reply with
-    exactly: X"; ``"Hi."`` for a short greeting; otherwise a short sentence from the first words.
+    exactly: X"; for an offload task prompt (text quoted in ``<<< >>>``, in this turn or an
+    earlier one) "In short: " and the first words of that text, so a re-ask gets an answer
+    rather than an echo; ``"Hi."`` for a short greeting; otherwise a short sentence from the
+    first words.
     """
     words = words_of(turn.user_text)
     if turn.json_schema is not None:
@@ -97,6 +101,11 @@ def default_responder(turn: FakeTurn) -> str:
     exact = _EXACT.search(turn.user_text)
     if exact:
         return exact.group(1).strip().strip("\"'`")
+    quoted = [
+        m.group(1) for t in (turn.user_text, *(h.content for h in turn.history)) for m in _QUOTED.finditer(t)
+    ]
+    if quoted and (gist := words_of(quoted[0])[:8]):
+        return "In short: " + " ".join(gist) + "."
     if not words:
         return "I did not receive any text."
     if len(words) <= 3 and words[0].lower() in _GREETINGS:

@@ -17,8 +17,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import signal
+import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -29,11 +32,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from offload.testing import _lmstudio_anthropic, _lmstudio_native, _lmstudio_openai, _lmstudio_responses
+from offload.testing import (
+    _lmstudio_anthropic,
+    _lmstudio_native,
+    _lmstudio_openai,
+    _lmstudio_responses,
+    _lmstudio_v0,
+)
 from offload.testing import _lmstudio_errors as errors
 from offload.testing._lmstudio_engine import Engine
 from offload.testing._lmstudio_errors import ApiError
-from offload.testing._lmstudio_faults import Fault, FaultQueue, parse_fault
+from offload.testing._lmstudio_faults import Fault, FaultQueue, parse_cli_fault, parse_fault
 from offload.testing._lmstudio_http import (
     Call,
     DropResponse,
@@ -60,8 +69,10 @@ class LMStudioFake:
         models: the downloaded models; default: the five of the recorded ``GET /api/v1/models``
             (``google/gemma-3-1b`` loaded with context 8192 and ``parallel`` slots; the nomic
             embedding loaded).
-        auth_token: ``None`` accepts any or no ``Authorization``; a string requires
-            ``Authorization: Bearer <token>`` (or ``x-api-key`` on ``/v1/messages``), else 401.
+        auth_token: ``None`` accepts any or no ``Authorization``; a token (LM Studio's format,
+            ``sk-lm-`` + 8 + ``:`` + 20 letters or digits, else ``ValueError``) requires
+            ``Authorization: Bearer <token>`` (or ``x-api-key`` on ``/v1/messages``), else 401 —
+            with a different message for a malformed token and for an unknown one.
         jit: load downloaded, unloaded models on inference requests.
         parallel: slots (concurrent generations) per instance loaded over HTTP; more requests queue.
         token_delay: seconds per generated token (streams emit one delta per token).
@@ -71,6 +82,10 @@ class LMStudioFake:
         default_context_length: context of loads that do not name one.
         auto_evict: a JIT load unloads earlier JIT-loaded models (LM Studio's default setting).
         system_prompt_bug: reproduce LM Studio's 500 for ``system_prompt`` with ``previous_response_id``.
+        memory_bytes: when set, a load (explicit or JIT) whose model's ``size_bytes`` does not fit
+            next to the loaded instances fails with LM Studio's out-of-memory 500 (its "insufficient
+            system resources" guardrail text; the exact REST body is not recorded, the shape is the
+            native error envelope).
 
     All knobs live in ``self.config`` and may be changed while serving.
     """
@@ -89,7 +104,13 @@ class LMStudioFake:
         default_context_length: int = 4096,
         auto_evict: bool = True,
         system_prompt_bug: bool = True,
+        memory_bytes: int | None = None,
     ) -> None:
+        if auth_token is not None and not errors.TOKEN_FORMAT.match(auth_token):
+            raise ValueError(
+                f"auth_token must look like a real LM Studio token, sk-lm-XXXXXXXX:YYYYYYYYYYYYYYYYYYYY "
+                f"(8 and 20 letters or digits), not {auth_token[:6]!r}…"
+            )
         self.config = FakeConfig(
             auth_token=auth_token,
             jit=jit,
@@ -101,6 +122,7 @@ class LMStudioFake:
             default_context_length=default_context_length,
             auto_evict=auto_evict,
             system_prompt_bug=system_prompt_bug,
+            memory_bytes=memory_bytes,
         )
         self.stats = FakeStats()
         self.requests: list[RecordedRequest] = []
@@ -109,6 +131,8 @@ class LMStudioFake:
         self._faults = FaultQueue()
         self._engine = Engine(self.config, self._registry, self._store, self._faults, self.stats)
         self._running: RunningServer | None = None
+        self.request_log: Callable[[str], None] | None = None
+        """Called with one LM Studio-style line per request (``--log-requests``); bodies only, no headers."""
         self.app = self._build_app()
 
     # serving
@@ -169,6 +193,17 @@ class LMStudioFake:
         )
         return instance.id
 
+    def instance_ttl(self, instance_id: str) -> float | None:
+        """The idle TTL of a loaded instance (``None``: stays loaded until unloaded)."""
+        instance = self._registry.instance(instance_id)
+        if instance is None:
+            raise KeyError(f"no loaded instance {instance_id!r}")
+        return instance.ttl
+
+    def pass_idle_time(self, seconds: float) -> list[str]:
+        """Unload what an idle TTL would have unloaded after ``seconds`` more without requests."""
+        return self._registry.expire_idle(time.monotonic() + seconds)
+
     def unload(self, instance_id: str) -> None:
         if self._registry.remove_instance(instance_id) is None:
             raise KeyError(f"no loaded instance {instance_id!r}")
@@ -190,6 +225,7 @@ class LMStudioFake:
             *_lmstudio_openai.routes(engine),
             *_lmstudio_responses.routes(engine),
             *_lmstudio_anthropic.routes(engine),
+            *_lmstudio_v0.routes(engine),
         ]
         routes = [Route("/lmstudio-greeting", self._greeting, methods=["GET"])]
         routes += [
@@ -204,6 +240,9 @@ class LMStudioFake:
     def _note(self, request: Request, body: Any) -> None:
         self.stats.requests += 1
         self.requests.append(record(request, body))
+        if self.request_log is not None:
+            shown = json.dumps(body, ensure_ascii=False) if body is not None else "(none)"
+            self.request_log(f"Received request: {request.method} to {request.url.path} with body {shown}")
 
     async def _greeting(self, request: Request) -> Response:
         self._note(request, None)
@@ -219,6 +258,7 @@ class LMStudioFake:
             body, bad_json = parse_body(await request.body())
             self._note(request, body)
             path = request.url.path
+            self._registry.expire_idle(time.monotonic())
             try:
                 early, fault = await self._apply_fault(request, self._faults.take(path, "request"), body)
                 if early is not None:
@@ -266,7 +306,7 @@ class LMStudioFake:
         if not offered:
             raise errors.auth_missing()
         if token not in offered:
-            raise errors.auth_invalid()
+            raise errors.auth_invalid(offered[0])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -280,20 +320,42 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--load-delay", type=float, default=0.0, help="seconds per model load")
     parser.add_argument("--auth-token", default=None, help="require this bearer token")
     parser.add_argument("--no-jit", action="store_true", help="turn off just-in-time model loading")
+    parser.add_argument("--memory-gb", type=float, default=None, help="memory budget for loaded models")
+    parser.add_argument(
+        "--log-requests", action="store_true", help="print each request (method, path, body) on stderr"
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[xN][@PATH]",
+        help="inject a fault into the next N matching requests: drop, status:CODE, slow:SECONDS, timeout, "
+        "context_overflow, crash, load_failure (e.g. status:503x2@/api/v1/chat); repeatable",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; prints ``listening on http://127.0.0.1:PORT`` once ready."""
-    args = _parser().parse_args(argv)
-    fake = LMStudioFake(
-        auth_token=args.auth_token,
-        jit=not args.no_jit,
-        parallel=args.parallel,
-        token_delay=args.token_delay,
-        service_time=args.service_time,
-        load_delay=args.load_delay,
-    )
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        faults = [parse_cli_fault(text) for text in args.fault]
+        fake = LMStudioFake(
+            auth_token=args.auth_token,
+            jit=not args.no_jit,
+            parallel=args.parallel,
+            token_delay=args.token_delay,
+            service_time=args.service_time,
+            load_delay=args.load_delay,
+            memory_bytes=None if args.memory_gb is None else int(args.memory_gb * 1e9),
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    for fault in faults:
+        fake._faults.add(fault)
+    if args.log_requests:
+        fake.request_log = lambda line: print(line, file=sys.stderr, flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

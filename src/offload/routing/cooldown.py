@@ -5,16 +5,15 @@ after the second, then 5 minutes (the cap). A success clears the record; so does
 day. The state is shared by every call in the process (a lock guards it, so threads and
 asyncio tasks alike see the same cooldowns). The clock is injectable for tests.
 
-Providers can be *exempted* for a while (``exempt``/``unexempt``, nestable): a batch run that
-tracks the health of each of a provider's servers itself must not have one failed request
-bench the whole provider for 30 seconds.
+A ``Cooldowns`` can be built with *exempt* providers whose candidates never cool down: a batch
+run keeps its own cooldowns (the caller's are never touched), and the providers whose servers
+it watches itself must not have one failed request bench the whole provider for 30 seconds.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -33,27 +32,20 @@ class Cooldowns:
     """Per-candidate failure counts and cooldown deadlines."""
 
     def __init__(
-        self, clock: Callable[[], float] = time.monotonic, schedule: Sequence[float] = SCHEDULE
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        schedule: Sequence[float] = SCHEDULE,
+        *,
+        exempt: Iterable[str] = (),
     ) -> None:
         self._clock = clock
         self._schedule = tuple(schedule)
         self._records: dict[str, _Record] = {}
         self._lock = threading.Lock()
-        self._exempt: Counter[str] = Counter()
-
-    def exempt(self, providers: Iterable[str]) -> None:
-        """Stop cooling down candidates of ``providers`` until ``unexempt`` (calls nest)."""
-        with self._lock:
-            self._exempt.update(set(providers))
-
-    def unexempt(self, providers: Iterable[str]) -> None:
-        """Undo one ``exempt`` of ``providers``."""
-        with self._lock:
-            self._exempt.subtract(set(providers))
-            self._exempt = +self._exempt
+        self._exempt = frozenset(exempt)
 
     def _exempted(self, key: str) -> bool:
-        return self._exempt[key.partition("/")[0]] > 0
+        return key.partition("/")[0] in self._exempt
 
     def remaining(self, key: str) -> float:
         """Seconds of cooldown left for ``key`` (0 when it may be called)."""

@@ -1,8 +1,8 @@
 """Bounded retries for transient failures: exponential backoff with jitter, ``Retry-After`` honoured.
 
-Only errors whose class says ``retryable`` (unreachable, timeout, 429, 5xx) are retried, and
-only within both an attempt budget and a total-time budget. Everything else is raised at once:
-a context overflow or a malformed request would fail the same way again.
+Whether an error is retried is ``offload.routing.policy.decide``'s call (transient errors only:
+unreachable, timeout, 429, 5xx; never after a stream started); this module adds the budgets —
+attempts and total time — and the pauses between tries.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from offload.errors import ProviderError
+from offload.routing.policy import Action, Situation, decide
 
 T = TypeVar("T")
 E = TypeVar("E")
@@ -55,46 +56,44 @@ async def call_with_retry(
     fn: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
     *,
+    another: bool = False,
     sleep: Sleep = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
     on_retry: OnRetry | None = None,
-    should_retry: Callable[[ProviderError], bool] | None = None,
 ) -> T:
-    """Run ``fn`` until it succeeds, a non-retryable error occurs, or the budgets run out.
+    """Run ``fn`` until it succeeds, ``decide`` says not to retry, or the budgets run out.
 
-    ``should_retry`` can veto retrying an otherwise retryable error (the router uses it to
-    fail over at once from a server that refuses connections).
+    ``another``: another candidate is left after this one (a refused connection then is not
+    waited on; see ``offload.routing.policy``).
     """
     started = clock()
-    for index in range(policy.attempts):
+    index = 0
+    while True:
         try:
             return await fn()
         except ProviderError as exc:
-            vetoed = should_retry is not None and not should_retry(exc)
-            if not exc.retryable or vetoed or index + 1 >= policy.attempts:
+            wait = _retry_wait(exc, policy, index, clock() - started, another=another, started=False)
+            if wait is None:
                 raise
-            hint = getattr(exc, "retry_after", None)
-            wait = policy.delay(index, hint)
-            if clock() - started + wait > policy.budget:
-                raise
+            index += 1
             if on_retry is not None:
-                on_retry(exc, index + 1, wait)
-            await sleep(wait)
-    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+                on_retry(exc, index, wait)
+        await sleep(wait)
 
 
 async def stream_with_retry(
     start: Callable[[], AsyncIterator[E]],
     policy: RetryPolicy,
     *,
+    another: bool = False,
     sleep: Sleep = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
     on_retry: OnRetry | None = None,
-    should_retry: Callable[[ProviderError], bool] | None = None,
 ) -> AsyncIterator[E]:
     """Like ``call_with_retry`` for a stream: retried only while nothing has been yielded yet."""
-    started = clock()
-    for index in range(policy.attempts):
+    began = clock()
+    index = 0
+    while True:
         yielded = False
         try:
             async for event in start():
@@ -102,12 +101,20 @@ async def stream_with_retry(
                 yield event
             return
         except ProviderError as exc:
-            vetoed = should_retry is not None and not should_retry(exc)
-            if yielded or vetoed or not exc.retryable or index + 1 >= policy.attempts:
+            wait = _retry_wait(exc, policy, index, clock() - began, another=another, started=yielded)
+            if wait is None:
                 raise
-            wait = policy.delay(index, getattr(exc, "retry_after", None))
-            if clock() - started + wait > policy.budget:
-                raise
+            index += 1
             if on_retry is not None:
-                on_retry(exc, index + 1, wait)
-            await sleep(wait)
+                on_retry(exc, index, wait)
+        await sleep(wait)
+
+
+def _retry_wait(
+    exc: ProviderError, policy: RetryPolicy, index: int, elapsed: float, *, another: bool, started: bool
+) -> float | None:
+    """Seconds to wait before retrying after ``exc`` (retry number ``index``), or ``None``: don't."""
+    wait = policy.delay(index, exc.retry_after)
+    left = index + 1 < policy.attempts and elapsed + wait <= policy.budget
+    decision = decide(exc, Situation(another=another, started=started, retries_left=left))
+    return wait if decision.action is Action.RETRY else None

@@ -1,4 +1,4 @@
-"""Routing: every call walks a chain of candidate models until one answers.
+"""The router: every call walks a chain of candidate models until one answers.
 
 For a call the router builds the chain (requested model or task chain, fallbacks, primary —
 deduplicated; see ``Config.chain``), then *plans* it before sending anything:
@@ -9,13 +9,12 @@ deduplicated; see ``Config.chain``), then *plans* it before sending anything:
 * candidates with an API offload does not speak, or that cannot continue a server-side
   thread (``previous_response_id``), are skipped.
 
-Then each remaining candidate gets bounded retries for transient failures (``RetryPolicy``;
-a refused connection fails over at once when another candidate remains) and, on any error
-whose class says ``failover``, the router moves on — with a one-line notice. Candidates
-cooling down after repeated failures are skipped (``Cooldowns``). A malformed request stops
-the chain. Streams fail over only before the first content arrives. Every attempt is kept
-(for the ledger and for the final "all N candidates failed" message) and reported to
-observers as a ``CallEvent``.
+Then each remaining candidate is called; what follows an error — retry it (bounded by
+``RetryPolicy``), fail over to the next with a one-line notice, or stop, and whether to cool
+it down — is ``offload.routing.policy.decide``'s call, and ``policy.ending`` picks the error
+that ends the call. Candidates cooling down after repeated failures are skipped
+(``Cooldowns``). Every attempt is kept (for the ledger and for the final "all N candidates
+failed" message) and reported to observers as a ``CallEvent``.
 """
 
 from __future__ import annotations
@@ -27,16 +26,16 @@ from dataclasses import dataclass, field, replace
 
 from offload.catalog import AUTO
 from offload.config import Config
-from offload.cooldown import Cooldowns
-from offload.errors import AllCandidatesFailed, Attempt, ModelNotFound, ProviderError, Unreachable
+from offload.errors import Attempt, ModelNotFound, ProviderError
 from offload.providers.base import Provider
 from offload.providers.registry import ProviderPool
-from offload.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
-from offload.routing import (
+from offload.routing.cooldown import Cooldowns
+from offload.routing.plan import (
     CallEvent,
     CallOptions,
     Candidate,
     Observer,
+    Plan,
     Routed,
     RoutedStream,
     candidates,
@@ -45,7 +44,9 @@ from offload.routing import (
     no_fit,
     plan,
 )
-from offload.selection import Choice, Need, Prefer, choose
+from offload.routing.policy import Action, Situation, decide, ending
+from offload.routing.retry import OnRetry, RetryPolicy, call_with_retry, stream_with_retry
+from offload.routing.selection import Choice, Need, Prefer, choose
 from offload.tokens import DEFAULT_MAX_OUTPUT
 from offload.types import (
     ChatRequest,
@@ -58,8 +59,6 @@ from offload.types import (
 )
 
 __all__ = ["CallEvent", "CallOptions", "Candidate", "Observer", "Routed", "RoutedStream", "Router"]
-
-NO_COOLDOWN = ("context_overflow", "invalid_request", "response_not_found")
 
 
 @dataclass
@@ -103,6 +102,33 @@ class Router:
         """Close every provider connection."""
         await self.pool.aclose()
 
+    def using(
+        self,
+        *,
+        pool: ProviderPool | None = None,
+        cooldowns: Cooldowns | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> Router:
+        """A router for one run over its own ``pool`` and ``cooldowns`` (a batch's servers).
+
+        Same config, retry policy, observers and choices; this router is left untouched, so
+        concurrent calls through it are unaffected. Closing the new router's pool is the
+        caller's business.
+        """
+        return Router(
+            self.config,
+            pool=pool or self.pool,
+            retry=self.retry,
+            cooldowns=cooldowns or self.cooldowns,
+            notify=notify or self._notify,
+            observers=self.observers,
+            prefer=self._prefer,
+            on_choice=self._on_choice,
+            on_retry=self._on_retry,
+            sleep=self._sleep,
+            clock=self._clock,
+        )
+
     # --- planning ----------------------------------------------------------------------------
 
     def candidates(self, options: CallOptions | None = None) -> list[Candidate]:
@@ -113,8 +139,8 @@ class Router:
         """Whether local-only applies to a call (flag > task setting > global setting)."""
         return local_only(self.config, options)
 
-    def plan(self, request: ChatRequest, options: CallOptions) -> tuple[list[Candidate], list[Attempt]]:
-        """The candidates worth calling, and the skipped ones as attempts (see ``offload.routing``)."""
+    def plan(self, request: ChatRequest, options: CallOptions) -> Plan:
+        """The candidates worth calling, and the skipped ones (see ``offload.routing.plan``)."""
         return plan(self.config, request, options)
 
     # --- calling -------------------------------------------------------------------------------
@@ -139,10 +165,11 @@ class Router:
     async def _walk(
         self, request: ChatRequest, opts: CallOptions, holder: RoutedStream, live: bool
     ) -> AsyncIterator[StreamEvent]:
-        runnable, skipped = self.plan(request, opts)
-        walk = _Walk(list(skipped), failed=bool(skipped))
+        found = self.plan(request, opts)
+        runnable = found.runnable
+        walk = _Walk(found.attempts, failed=bool(found.skipped))
         for index, cand in enumerate(runnable):
-            has_next = index + 1 < len(runnable)
+            another = index + 1 < len(runnable)
             left = self.cooldowns.remaining(cand.name)
             if left > 0:
                 walk.attempts.append(
@@ -154,54 +181,50 @@ class Router:
             emitted = False
             bound = request
             try:
-                bound = await self._bind(cand, request, has_next)
-                events = self._events(cand, bound, live, has_next)
-                async for event in events:
+                bound = await self._bind(cand, request, another)
+                async for event in self._events(cand, bound, live, another):
                     if isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta):
                         emitted = True
                     if isinstance(event, StreamEnd):
+                        # name the model as configured (llama-server reports its GGUF path)
+                        event = StreamEnd(replace(event.result, model=bound.model or event.result.model))
                         holder.routed = self._succeeded(cand, bound, event.result, started, walk, opts)
                     yield event
                 return
             except ProviderError as exc:
-                self._failed(cand, bound, exc, started, walk, opts)
-                called = sum(1 for a in walk.attempts if a.outcome == "failed")
-                if emitted or not exc.failover or (not has_next and called == 1):
+                decision = decide(exc, Situation(another=another, started=emitted))
+                self._failed(cand, bound, exc, started, walk, opts, cool_down=decision.cool_down)
+                if decision.action is Action.STOP:
                     exc.attempts = tuple(walk.attempts)
-                    raise
-                if has_next:
-                    self._say(failover_notice(cand, exc, runnable[index + 1]))
-        raise AllCandidatesFailed(walk.attempts, errors=walk.errors)
+                    raise ending(exc, walk.attempts, walk.errors, found.refused, started=emitted) from None
+                self._say(failover_notice(cand, exc, runnable[index + 1]))
+        raise ending(None, walk.attempts, walk.errors, found.refused)
 
     def _events(
-        self, cand: Candidate, request: ChatRequest, live: bool, has_next: bool
+        self, cand: Candidate, request: ChatRequest, live: bool, another: bool
     ) -> AsyncIterator[StreamEvent]:
         provider = self.pool.get(cand.provider.id)
-
-        def veto(exc: ProviderError) -> bool:
-            return not (has_next and isinstance(exc, Unreachable) and exc.refused)
-
         if live:
             return stream_with_retry(
                 lambda: provider.stream_chat(request),
                 self.retry,
+                another=another,
                 sleep=self._sleep,
                 clock=self._clock,
-                should_retry=veto,
                 on_retry=self._on_retry,
             )
         return _one(
             lambda: call_with_retry(
                 lambda: provider.chat(request),
                 self.retry,
+                another=another,
                 sleep=self._sleep,
                 clock=self._clock,
-                should_retry=veto,
                 on_retry=self._on_retry,
             )
         )
 
-    async def _bind(self, cand: Candidate, request: ChatRequest, has_next: bool) -> ChatRequest:
+    async def _bind(self, cand: Candidate, request: ChatRequest, another: bool) -> ChatRequest:
         """Aim the request at ``cand``: choose the model for ``auto``, clamp the output cap."""
         if cand.model and cand.model.max_tokens and request.max_output_tokens:
             request = replace(
@@ -213,9 +236,9 @@ class Router:
         models = await call_with_retry(
             provider.models,
             self.retry,
+            another=another,
             sleep=self._sleep,
             clock=self._clock,
-            should_retry=lambda e: not (has_next and isinstance(e, Unreachable) and e.refused),
         )
         need = Need.of(request, request.max_output_tokens or DEFAULT_MAX_OUTPUT)
         try:
@@ -240,7 +263,7 @@ class Router:
     ) -> Routed:
         seconds = self._record(cand, request, started, walk, opts, result=result)
         self.cooldowns.succeeded(cand.name)
-        walk.attempts.append(Attempt(cand.name, "ok", seconds))
+        walk.attempts.append(Attempt(cand.name, "ok", seconds, address=result.server))
         return Routed(result, cand, tuple(walk.attempts))
 
     def _failed(
@@ -251,12 +274,14 @@ class Router:
         started: float,
         walk: _Walk,
         opts: CallOptions,
+        *,
+        cool_down: bool,
     ) -> None:
         seconds = self._record(cand, request, started, walk, opts, error=exc)
         walk.attempts.append(
             Attempt(cand.name, "failed", seconds, error=exc.short(), status=exc.status, address=exc.address)
         )
-        if exc.kind not in NO_COOLDOWN:
+        if cool_down:
             self.cooldowns.failed(cand.name)
         walk.errors.append(exc)
         walk.failed = True

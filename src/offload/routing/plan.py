@@ -3,13 +3,14 @@
 ``plan`` looks at a call before anything is sent: local-only mode drops hosted candidates,
 declared context windows too small for the request are skipped (and a request that fits no
 candidate fails at once, naming the sizes), as are unsupported APIs and candidates that cannot
-continue a server-side thread. ``Router`` (``offload.router``) then calls what remains.
+continue a server-side thread. ``Router`` (``offload.routing.router``) then calls what remains.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from enum import Enum
 
 from offload.config import Config, ModelDef, ModelRef, ProviderConfig
 from offload.errors import (
@@ -22,12 +23,11 @@ from offload.errors import (
     ProviderError,
     Unreachable,
 )
-from offload.selection import Need
+from offload.routing.selection import Need
 from offload.tokens import estimate_prompt
 from offload.types import ChatRequest, ChatResult, ModelInfo, StreamEvent
 
 THREAD_APIS = ("lmstudio", "openai-responses")
-REFUSED = "local-only: hosted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,66 +128,97 @@ def candidates(config: Config, options: CallOptions | None = None) -> list[Candi
 
 
 def local_only(config: Config, options: CallOptions) -> bool:
-    """Call flag > task setting > global setting."""
-    if options.local_only is not None:
-        return options.local_only
-    task = config.task(options.task).local_only
-    return task if task is not None else config.settings.local_only
+    """Local-only is a floor: the global setting, a task or a call can turn it on; none turns it off."""
+    return bool(config.settings.local_only or config.task(options.task).local_only or options.local_only)
 
 
-def plan(config: Config, request: ChatRequest, options: CallOptions) -> tuple[list[Candidate], list[Attempt]]:
-    """The candidates worth calling, and the skipped ones as attempts (no I/O)."""
+class Skip(Enum):
+    """Why a candidate is not called for a request."""
+
+    LOCAL_ONLY = "local-only: hosted"
+    UNSUPPORTED = "unsupported api"
+    NO_THREAD = "cannot continue a server-side thread (previous_response_id)"
+    TOO_SMALL = "context window"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The candidates to call, in order, and the ones skipped (with why) before any request."""
+
+    runnable: list[Candidate]
+    skipped: list[tuple[Candidate, Skip, str]]
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        """The skipped candidates as attempts (for the ledger and error messages)."""
+        return [Attempt(c.name, "skipped", 0.0, error=text) for c, _, text in self.skipped]
+
+    @property
+    def refused(self) -> list[str]:
+        """Hosted candidates refused by local-only mode."""
+        return [c.name for c, why, _ in self.skipped if why is Skip.LOCAL_ONLY]
+
+
+def plan(config: Config, request: ChatRequest, options: CallOptions) -> Plan:
+    """The candidates worth calling, and the skipped ones (no I/O).
+
+    Raises when nothing is left to call: ``ContextOverflow`` when the request fits no allowed
+    candidate, ``LocalOnlyRefused`` when local-only refused them all, else ``AllCandidatesFailed``.
+    """
     only_local = local_only(config, options)
     needed = estimate_prompt(request) + (request.max_output_tokens or 0)
     runnable: list[Candidate] = []
-    skipped: list[Attempt] = []
-    windows: list[int] = []  # of candidates skipped only because the request is too big
+    skipped: list[tuple[Candidate, Skip, str]] = []
     for cand in candidates(config, options):
         reason = skip_reason(cand, request, only_local, needed)
         if reason is None:
             runnable.append(cand)
-            continue
-        skipped.append(Attempt(cand.name, "skipped", 0.0, error=reason))
-        if reason.startswith("context window") and cand.model and cand.model.context_window:
-            windows.append(cand.model.context_window)
+        else:
+            skipped.append((cand, *reason))
+    found = Plan(runnable, skipped)
     if not runnable:
-        raise nothing_to_run(skipped, needed, windows)
-    return runnable, skipped
+        raise nothing_to_run(found, needed)
+    return found
 
 
-def skip_reason(cand: Candidate, request: ChatRequest, only_local: bool, needed: int) -> str | None:
-    """Why ``cand`` must not be called for ``request`` (``None`` when it may)."""
+def skip_reason(
+    cand: Candidate, request: ChatRequest, only_local: bool, needed: int
+) -> tuple[Skip, str] | None:
+    """Why ``cand`` must not be called for ``request`` (``None`` when it may), with the text."""
     if only_local and not cand.local:
-        return REFUSED
+        return Skip.LOCAL_ONLY, Skip.LOCAL_ONLY.value
     if not cand.provider.supported:
-        return f"unsupported api {cand.provider.api!r}"
+        return Skip.UNSUPPORTED, f"unsupported api {cand.provider.api!r}"
     if request.previous_response_id and cand.provider.api not in THREAD_APIS:
-        return "cannot continue a server-side thread (previous_response_id)"
+        return Skip.NO_THREAD, Skip.NO_THREAD.value
     window = cand.model.context_window if cand.model else None
     if window is not None and needed > window:
-        return f"context window {window} < ~{needed} tokens needed"
+        return Skip.TOO_SMALL, f"context window {window} < ~{needed} tokens needed"
     return None
 
 
-def nothing_to_run(skipped: list[Attempt], needed: int, windows: list[int]) -> OffloadError:
+def nothing_to_run(found: Plan, needed: int) -> OffloadError:
     """The error for a chain whose every candidate was skipped."""
-    refused = [a.candidate for a in skipped if a.error == REFUSED]
-    allowed = [a for a in skipped if a.error != REFUSED]
-    if allowed and all((a.error or "").startswith("context window") for a in allowed):
+    refused = found.refused
+    allowed = [(c, why, text) for c, why, text in found.skipped if why is not Skip.LOCAL_ONLY]
+    if allowed and all(why is Skip.TOO_SMALL for _, why, _ in allowed):
+        windows = [c.model.context_window for c, _, _ in allowed if c.model and c.model.context_window]
         hosted = f"; local-only refused {', '.join(refused)}" if refused else ""
         return ContextOverflow(
             f"the request (~{needed} tokens) fits no candidate: "
-            + "; ".join(f"{a.candidate} {a.error}" for a in allowed)
+            + "; ".join(f"{c.name} {text}" for c, _, text in allowed)
             + hosted,
             prompt_tokens=needed,
             context_length=max(windows, default=0) or None,
             remedy="shorten the input, lower --max-output-tokens, or add a larger-context model",
         )
     if refused:
-        others = [f"{a.candidate} ({a.error})" for a in allowed]
+        others = [f"{c.name} ({text})" for c, _, text in allowed]
         extra = f"; also skipped: {', '.join(others)}" if others else ""
         return LocalOnlyRefused(refused, remedy=f"add a local model to the chain, or drop local-only{extra}")
-    return AllCandidatesFailed(skipped, remedy="fix the model chain in your config (offload config check)")
+    return AllCandidatesFailed(
+        found.attempts, remedy="fix the model chain in your config (offload config check)"
+    )
 
 
 def failover_notice(failed: Candidate, exc: ProviderError, following: Candidate) -> str:

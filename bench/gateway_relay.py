@@ -1,4 +1,4 @@
-"""``offload serve`` against the fake backend directly and a bare aiohttp pass-through, same rounds.
+"""``offload serve`` relaying (passthrough) vs the fake directly and a bare aiohttp pass-through.
 
 Uses the gateway-bench tools (``--tools``, default ``/work/shared/bench/gateway``): starts
 ``fake_openai.py`` (CPU 0), ``passthrough_aiohttp.py`` and ``offload serve`` (CPU 1, taking turns),
@@ -7,7 +7,7 @@ each timed from start to first 200 by ``launch.py``; runs ``bench.py`` over the 
 ``direct``; then sends ``--soak`` more requests to the gateway and prints its memory before/after.
 Everything binds 127.0.0.1 and is stopped at the end (by the process groups this script started).
 
-    .venv/bin/python bench/gateway.py [--rounds 3] [--rates 100,200] [--soak 50000]
+    .venv/bin/python bench/gateway_relay.py [--rounds 3] [--rates 100,200] [--soak 50000]
 Needs ``wrk`` and ``taskset``.
 """
 

@@ -227,6 +227,10 @@ class Gateway:
             return self._error(protocol, status, f"{why} for model {found.model!r} ({out.scenario})")
         incoming: Incoming | None = None
         failed: list[str] = []
+
+        def finish() -> None:
+            self.accounting.done(out, time.monotonic(), time.time())
+
         last = NextStep(502, "no step answered", "error")
         for index, step in enumerate(steps):
             out.step, out.fallback = step, bool(failed)
@@ -238,7 +242,7 @@ class Gateway:
                     incoming = wire.read(protocol, body)
                 headers = self._tags(step, out, failed)
                 return await serve_local(
-                    request, self.router, protocol, incoming, step, out, headers, self.local_max
+                    request, self.router, protocol, incoming, step, out, headers, self.local_max, finish
                 )
             except InputError as exc:
                 out.error, out.kind = exc.message, "invalid_request"
@@ -248,6 +252,8 @@ class Gateway:
                 failed.append(f"{step.name} ({exc.kind})")
         out.error, out.kind = last.message, last.kind
         extra = {"x-offload-fallback": ", ".join(failed)} if len(failed) > 1 else {}
+        if last.retry_after is not None:
+            extra["Retry-After"] = str(max(1, round(last.retry_after)))
         return self._error(protocol, last.status, last.message, **extra)
 
     @staticmethod

@@ -61,6 +61,7 @@ class Outcome:
     error: str | None = None
     kind: str = "ok"
     fallback: bool = False
+    recorded: bool = False
 
 
 class Accounting:
@@ -93,7 +94,10 @@ class Accounting:
         return found
 
     def done(self, out: Outcome, now: float, wall: float) -> None:
-        """Record a finished request (``now`` monotonic, ``wall`` epoch seconds)."""
+        """Record a finished request once (``now`` monotonic, ``wall`` epoch seconds)."""
+        if out.recorded:
+            return
+        out.recorded = True
         seconds = now - out.started
         step = out.step
         local = bool(step is not None and step.local)

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from offload.ledger import Ledger
     from offload.routing.router import Router
 
+WHOLE_LIMIT = 1024 * 1024
+"""Whole replies up to this size are read at once and sent in one write; longer ones stream."""
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 OPEN_PATHS = frozenset({"/health", "/api/event_logging/batch"})
 
@@ -256,6 +258,25 @@ class Gateway:
             extra["Retry-After"] = str(max(1, round(last.retry_after)))
         return self._error(protocol, last.status, last.message, **extra)
 
+    async def _whole(
+        self, upstream: Any, headers: dict[str, str], found: Facts, out: Outcome
+    ) -> web.Response:
+        """A small, whole (non-streamed) reply: read at once and sent in one write."""
+        data = await _read_whole(upstream, out)
+        if data is None:
+            return self._error(out.protocol, 502, out.error or "upstream broke off")
+        out.ttft = time.monotonic() - out.started
+        sniffer = passthrough.UsageSniffer(False)
+        sniffer.feed(data)
+        sniffer.finish()
+        out.input_tokens, out.output_tokens = sniffer.input_tokens, sniffer.output_tokens
+        if upstream.status >= 400:
+            out.error, out.kind = (
+                f"{out.step.provider.id if out.step else 'upstream'} answered {upstream.status}",
+                f"http_{upstream.status}",
+            )
+        return web.Response(status=upstream.status, body=data, headers=headers)
+
     @staticmethod
     def _tags(step: Step, out: Outcome, failed: list[str]) -> dict[str, str]:
         where = "local" if step.local else ("relay" if step.relay else "hosted")
@@ -291,10 +312,10 @@ class Gateway:
                 )
             back = passthrough.reply_headers(upstream.headers)
             back.update(self._tags(step, out, failed or []))
-            response = web.StreamResponse(status=upstream.status, headers=back)
             length = upstream.headers.get("content-length")
-            if length is not None and length.isdigit() and not found.stream:
-                response.content_length = int(length)
+            if not found.stream and length is not None and length.isdigit() and int(length) <= WHOLE_LIMIT:
+                return await self._whole(upstream, back, found, out)
+            response = web.StreamResponse(status=upstream.status, headers=back)
             await response.prepare(request)
             sniffer = passthrough.UsageSniffer(found.stream)
             try:
@@ -327,6 +348,15 @@ class Gateway:
             return response
         finally:
             upstream.release()
+
+
+async def _read_whole(upstream: Any, out: Outcome) -> bytes | None:
+    try:
+        data: bytes = await upstream.read()
+    except (TimeoutError, ClientError) as exc:
+        out.error, out.kind = f"upstream broke off mid-reply ({type(exc).__name__})", "unreachable"
+        return None
+    return data
 
 
 def _empty_request() -> Any:

@@ -59,6 +59,7 @@ class Gateway:
         self.body_limit = config.settings.gateway.body_limit_mb * 1024 * 1024
         self._models = model_list(config)
         self._session: Any = None
+        self._tag_cache: dict[tuple[str, bool, bool, str], dict[str, str]] = {}
 
     # --- the app ---------------------------------------------------------------------------
 
@@ -277,10 +278,16 @@ class Gateway:
             )
         return web.Response(status=upstream.status, body=data, headers=headers)
 
-    @staticmethod
-    def _tags(step: Step, out: Outcome, failed: list[str]) -> dict[str, str]:
-        where = "local" if step.local else ("relay" if step.relay else "hosted")
-        tags = {"x-offload-model": step.name, "x-offload-route": f"{out.scenario}/{where}"}
+    def _tags(self, step: Step, out: Outcome, failed: list[str]) -> dict[str, str]:
+        key = (step.name, step.local, step.relay, out.scenario)
+        base = self._tag_cache.get(key)
+        if base is None:
+            where = "local" if step.local else ("relay" if step.relay else "hosted")
+            base = {"x-offload-model": step.name, "x-offload-route": f"{out.scenario}/{where}"}
+            if len(self._tag_cache) > 1024:
+                self._tag_cache.clear()
+            self._tag_cache[key] = base
+        tags = dict(base)
         if failed:
             tags["x-offload-fallback"] = ", ".join(failed)
         return tags

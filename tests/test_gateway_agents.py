@@ -132,7 +132,7 @@ def test_claude_code_background_request_is_served_locally_without_betas_or_attri
     assert "x-anthropic-billing-header" not in sent
     assert "You are Claude Code" in sent
     assert "anthropic-beta" not in chat.headers
-    assert chat.body["max_tokens"] <= 8192
+    assert chat.body["max_tokens"] == 4096
     assert len(chat.body["tools"]) == 32
 
 

@@ -266,6 +266,7 @@ def test_the_body_limit_gives_413(tmp_path: Path) -> None:
 def test_stats_show_gateway_traffic_by_client(gw: Stack) -> None:
     from offload.cli.stats import stats_text
     from offload.ledger import Ledger
+    from offload.ledger.html import render_html
 
     claude(gw).messages.create(
         model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "a"}]
@@ -275,6 +276,8 @@ def test_stats_show_gateway_traffic_by_client(gw: Stack) -> None:
     with Ledger.open_readonly(gw.ledger_path) as reader:
         summary = reader.summary()
     text = stats_text(summary)
+    page = render_html(summary)
+    assert 'id="gateway-clients"' in page
     assert sorted(b.key or "" for b in summary.by_client) == ["anthropic-sdk", "openai-sdk"]
     assert "Gateway by client" in text
     assert "gateway/background" in text

@@ -132,7 +132,7 @@ def test_claude_code_background_request_is_served_locally_without_betas_or_attri
     assert "x-anthropic-billing-header" not in sent
     assert "You are Claude Code" in sent
     assert "anthropic-beta" not in chat.headers
-    assert chat.body["max_tokens"] <= 8192
+    assert chat.body["max_tokens"] == 4096
     assert len(chat.body["tools"]) == 32
 
 
@@ -353,3 +353,14 @@ def test_with_a_key_requests_need_it_and_it_is_never_forwarded(tmp_path: Path) -
         assert by_bearer.status_code == 200
         assert health.status_code == 200
         assert "authorization" not in s.anthropic.requests[-1].headers
+
+
+def test_an_upstream_that_drops_mid_stream_ends_with_an_error_event(gw: Stack) -> None:
+    gw.anthropic.fail_next("drop")
+    body = claude_code_body("claude-opus-4-6", tools=0)
+    response = post(gw.url, "/v1/messages", json.dumps(body).encode(), claude_code_headers())
+    names = [e for e, _ in sse_events(response.text)]
+    assert names[0] == "message_start"
+    assert names[-1] == "error"
+    assert "message_stop" not in names
+    assert gw.rows()[0]["outcome"] == "unreachable"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -255,3 +256,10 @@ def test_print_env_for_each_client() -> None:
     provider = json.loads(claw.split("\n", 1)[1])["models"]["providers"]["offload"]
     assert all(m["contextWindow"] >= 16_000 for m in provider["models"])
     assert provider["models"]
+
+
+def test_serve_reads_its_own_config_flag(tmp_path: Path) -> None:
+    path = tmp_path / "gw.json5"
+    path.write_text('{ offload: { gateway: { models: { "claude-haiku-4-5-fast": "lmstudio/auto" } } } }')
+    out = CliRunner().invoke(cli, ["serve", "--config", str(path), "--print-env", "claude"]).output
+    assert "ANTHROPIC_DEFAULT_HAIKU_MODEL=claude-haiku-4-5-fast" in out

@@ -516,7 +516,7 @@ class GatewaySettings:
     models: Mapping[str, Chain] = field(default_factory=dict)
     scenarios: Mapping[str, Chain] = field(default_factory=_default_scenarios)
     long_context_threshold: int = 60_000
-    local_max_tokens: int = 8192
+    local_max_tokens: int = 4096
     body_limit_mb: int = 32
 
 

@@ -97,7 +97,7 @@ _OFFLOAD = """\
         default: "passthrough",
       },
       longContextThreshold: 60000,
-      localMaxTokens: 8192,             // max_tokens is clamped to this for local models
+      localMaxTokens: 4096,             // max_tokens is clamped to this for local models
     },
   },
 }

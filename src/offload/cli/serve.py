@@ -28,18 +28,29 @@ DEFAULT_HAIKU = "claude-haiku-4-5"
     help="Key clients must send (x-api-key or bearer); required off loopback. Default: $OFFLOAD_GATEWAY_KEY.",
 )
 @click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="Config file for the gateway (same as `offload --config PATH serve`).",
+)
+@click.option(
     "--print-env",
     type=click.Choice(["claude", "codex", "openclaw"]),
     help="Print the settings that point Claude Code, Codex or OpenClaw at this gateway, then exit.",
 )
-def serve_cmd(host: str, port: int, key: str | None, print_env: str | None) -> None:
+def serve_cmd(host: str, port: int, key: str | None, config_file: str | None, print_env: str | None) -> None:
     """Serve Anthropic and OpenAI APIs locally: background work on local models, the rest passed through.
 
     \b
     Endpoints: POST /v1/messages, /v1/chat/completions, /v1/responses; GET /v1/models, /health,
     /metrics. Routing: offload.gateway in the config (see `offload config init`).
     """
-    config = current_config()
+    if config_file:
+        from offload.config import load_config
+
+        config = load_config(config_file)
+    else:
+        config = current_config()
     shown = f"[{host}]" if ":" in host else host
     if print_env:
         click.echo(env_text(print_env, f"http://{shown}:{port}", config, key))

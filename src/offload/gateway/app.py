@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from offload.ledger import Ledger
     from offload.routing.router import Router
 
+WHOLE_LIMIT = 1024 * 1024
+"""Whole replies up to this size are read at once and sent in one write; longer ones stream."""
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 OPEN_PATHS = frozenset({"/health", "/api/event_logging/batch"})
 
@@ -57,6 +59,7 @@ class Gateway:
         self.body_limit = config.settings.gateway.body_limit_mb * 1024 * 1024
         self._models = model_list(config)
         self._session: Any = None
+        self._tag_cache: dict[tuple[str, bool, bool, str], dict[str, str]] = {}
 
     # --- the app ---------------------------------------------------------------------------
 
@@ -227,6 +230,10 @@ class Gateway:
             return self._error(protocol, status, f"{why} for model {found.model!r} ({out.scenario})")
         incoming: Incoming | None = None
         failed: list[str] = []
+
+        def finish() -> None:
+            self.accounting.done(out, time.monotonic(), time.time())
+
         last = NextStep(502, "no step answered", "error")
         for index, step in enumerate(steps):
             out.step, out.fallback = step, bool(failed)
@@ -238,7 +245,7 @@ class Gateway:
                     incoming = wire.read(protocol, body)
                 headers = self._tags(step, out, failed)
                 return await serve_local(
-                    request, self.router, protocol, incoming, step, out, headers, self.local_max
+                    request, self.router, protocol, incoming, step, out, headers, self.local_max, finish
                 )
             except InputError as exc:
                 out.error, out.kind = exc.message, "invalid_request"
@@ -248,12 +255,39 @@ class Gateway:
                 failed.append(f"{step.name} ({exc.kind})")
         out.error, out.kind = last.message, last.kind
         extra = {"x-offload-fallback": ", ".join(failed)} if len(failed) > 1 else {}
+        if last.retry_after is not None:
+            extra["Retry-After"] = str(max(1, round(last.retry_after)))
         return self._error(protocol, last.status, last.message, **extra)
 
-    @staticmethod
-    def _tags(step: Step, out: Outcome, failed: list[str]) -> dict[str, str]:
-        where = "local" if step.local else ("relay" if step.relay else "hosted")
-        tags = {"x-offload-model": step.name, "x-offload-route": f"{out.scenario}/{where}"}
+    async def _whole(
+        self, upstream: Any, headers: dict[str, str], found: Facts, out: Outcome
+    ) -> web.Response:
+        """A small, whole (non-streamed) reply: read at once and sent in one write."""
+        data = await _read_whole(upstream, out)
+        if data is None:
+            return self._error(out.protocol, 502, out.error or "upstream broke off")
+        out.ttft = time.monotonic() - out.started
+        sniffer = passthrough.UsageSniffer(False)
+        sniffer.feed(data)
+        sniffer.finish()
+        out.input_tokens, out.output_tokens = sniffer.input_tokens, sniffer.output_tokens
+        if upstream.status >= 400:
+            out.error, out.kind = (
+                f"{out.step.provider.id if out.step else 'upstream'} answered {upstream.status}",
+                f"http_{upstream.status}",
+            )
+        return web.Response(status=upstream.status, body=data, headers=headers)
+
+    def _tags(self, step: Step, out: Outcome, failed: list[str]) -> dict[str, str]:
+        key = (step.name, step.local, step.relay, out.scenario)
+        base = self._tag_cache.get(key)
+        if base is None:
+            where = "local" if step.local else ("relay" if step.relay else "hosted")
+            base = {"x-offload-model": step.name, "x-offload-route": f"{out.scenario}/{where}"}
+            if len(self._tag_cache) > 1024:
+                self._tag_cache.clear()
+            self._tag_cache[key] = base
+        tags = dict(base)
         if failed:
             tags["x-offload-fallback"] = ", ".join(failed)
         return tags
@@ -285,10 +319,10 @@ class Gateway:
                 )
             back = passthrough.reply_headers(upstream.headers)
             back.update(self._tags(step, out, failed or []))
-            response = web.StreamResponse(status=upstream.status, headers=back)
             length = upstream.headers.get("content-length")
-            if length is not None and length.isdigit() and not found.stream:
-                response.content_length = int(length)
+            if not found.stream and length is not None and length.isdigit() and int(length) <= WHOLE_LIMIT:
+                return await self._whole(upstream, back, found, out)
+            response = web.StreamResponse(status=upstream.status, headers=back)
             await response.prepare(request)
             sniffer = passthrough.UsageSniffer(found.stream)
             try:
@@ -321,6 +355,15 @@ class Gateway:
             return response
         finally:
             upstream.release()
+
+
+async def _read_whole(upstream: Any, out: Outcome) -> bytes | None:
+    try:
+        data: bytes = await upstream.read()
+    except (TimeoutError, ClientError) as exc:
+        out.error, out.kind = f"upstream broke off mid-reply ({type(exc).__name__})", "unreachable"
+        return None
+    return data
 
 
 def _empty_request() -> Any:

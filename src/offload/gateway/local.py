@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from offload.errors import OffloadError
+from offload.errors import OffloadError, ProviderError
 from offload.gateway import wire
 from offload.gateway.scenarios import Protocol, Step
 from offload.gateway.usage import Outcome
@@ -36,11 +36,12 @@ MIN_OUTPUT = 256
 class NextStep(Exception):
     """This step failed before anything was sent: try the next one."""
 
-    def __init__(self, status: int, message: str, kind: str) -> None:
+    def __init__(self, status: int, message: str, kind: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.kind = kind
+        self.retry_after = retry_after
 
 
 def clamp(request: ChatRequest, step: Step, local_max: int) -> ChatRequest:
@@ -56,7 +57,9 @@ def clamp(request: ChatRequest, step: Step, local_max: int) -> ChatRequest:
 
 
 def _next(exc: OffloadError) -> NextStep:
-    return NextStep(wire.status_of(exc), exc.message.splitlines()[0] if exc.message else str(exc), exc.kind)
+    message = exc.message.splitlines()[0] if exc.message else str(exc)
+    retry_after = exc.retry_after if isinstance(exc, ProviderError) else None
+    return NextStep(wire.status_of(exc), message, exc.kind, retry_after)
 
 
 async def serve_local(
@@ -68,8 +71,12 @@ async def serve_local(
     out: Outcome,
     headers: Mapping[str, str],
     local_max: int,
+    finish: Callable[[], None],
 ) -> web.StreamResponse:
-    """Answer with ``step`` through the router; raises ``NextStep`` when nothing was sent yet."""
+    """Answer with ``step`` through the router; raises ``NextStep`` when nothing was sent yet.
+
+    ``finish`` records the request; a stream calls it just before its last bytes go out.
+    """
     from aiohttp import web
 
     chat = clamp(wire.for_step(incoming.request, step.provider.api), step, local_max)
@@ -83,7 +90,7 @@ async def serve_local(
         body = json.dumps(wire.render(protocol, routed.result, incoming), ensure_ascii=False).encode()
         return web.Response(body=body, content_type="application/json", headers=headers)
     stream = router.stream(chat, options, live=True)
-    return await _relay_events(request, stream.events, protocol, incoming, out, headers)
+    return await _relay_events(request, stream.events, protocol, incoming, out, headers, finish)
 
 
 async def _relay_events(
@@ -93,6 +100,7 @@ async def _relay_events(
     incoming: Incoming,
     out: Outcome,
     headers: Mapping[str, str],
+    finish: Callable[[], None],
 ) -> web.StreamResponse:
     from aiohttp import web
 
@@ -119,11 +127,13 @@ async def _relay_events(
             elif isinstance(event, StreamEnd):
                 response = response or await begin()
                 _count(out, event.result)
+                finish()  # the row is queued before the client can see the end of the stream
                 await response.write(writer.end(event.result))
     except OffloadError as exc:
         if response is None:
             raise _next(exc) from exc
         out.error, out.kind = exc.message.splitlines()[0], exc.kind
+        finish()
         await response.write(writer.error(wire.status_of(exc), out.error))
     except ConnectionResetError:
         out.error, out.kind = "the client closed the connection mid-stream", "client_closed"

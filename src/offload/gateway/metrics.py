@@ -7,6 +7,7 @@ direction; dollars avoided; and a latency histogram per route.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
@@ -36,10 +37,8 @@ class Metrics:
         self.tokens[(route, "input")] += out.input_tokens
         self.tokens[(route, "output")] += out.output_tokens
         self.avoided_nusd += avoided_nusd
-        counts = self.latency.setdefault(route, [0] * len(BUCKETS))
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                counts[i] += 1
+        counts = self.latency.setdefault(route, [0] * (len(BUCKETS) + 1))
+        counts[bisect_left(BUCKETS, seconds)] += 1
         self.latency_sum[route] += seconds
         self.latency_count[route] += 1
 
@@ -69,8 +68,12 @@ class Metrics:
             "# TYPE offload_gateway_request_seconds histogram",
         ]
         for route, counts in sorted(self.latency.items()):
-            for bound, n in zip(BUCKETS, counts, strict=True):
-                lines.append(f'offload_gateway_request_seconds_bucket{{route="{route}",le="{bound:g}"}} {n}')
+            running = 0
+            for bound, n in zip(BUCKETS, counts, strict=False):
+                running += n
+                lines.append(
+                    f'offload_gateway_request_seconds_bucket{{route="{route}",le="{bound:g}"}} {running}'
+                )
             total = self.latency_count[route]
             lines.append(f'offload_gateway_request_seconds_bucket{{route="{route}",le="+Inf"}} {total}')
             lines.append(

@@ -35,13 +35,21 @@ CLIENTS = (
 )
 
 
+_CLIENT_CACHE: dict[tuple[str, str], str] = {}
+
+
 def client_of(user_agent: str, originator: str = "") -> str:
-    """A short name for the client that sent a request."""
+    """A short name for the client that sent a request (cached per header pair)."""
+    key = (user_agent, originator)
+    found = _CLIENT_CACHE.get(key)
+    if found is not None:
+        return found
     text = f"{originator} {user_agent}".lower()
-    for needle, name in CLIENTS:
-        if needle in text:
-            return name
-    return "other"
+    found = next((name for needle, name in CLIENTS if needle in text), "other")
+    if len(_CLIENT_CACHE) > 1024:
+        _CLIENT_CACHE.clear()
+    _CLIENT_CACHE[key] = found
+    return found
 
 
 @dataclass(slots=True)
@@ -62,6 +70,7 @@ class Outcome:
     error: str | None = None
     kind: str = "ok"
     fallback: bool = False
+    recorded: bool = False
 
 
 class Accounting:
@@ -73,6 +82,7 @@ class Accounting:
         self.metrics = metrics
         self._prices: dict[tuple[Protocol, str], tuple[Cost | None, str | None]] = {}
         self._pending: list[Row] = []
+        self._day: tuple[int, str] = (-1, "")
         self._timer: asyncio.TimerHandle | None = None
 
     def price_of(self, protocol: Protocol, model: str) -> tuple[Cost | None, str | None]:
@@ -94,7 +104,10 @@ class Accounting:
         return found
 
     def done(self, out: Outcome, now: float, wall: float) -> None:
-        """Record a finished request (``now`` monotonic, ``wall`` epoch seconds)."""
+        """Record a finished request once (``now`` monotonic, ``wall`` epoch seconds)."""
+        if out.recorded:
+            return
+        out.recorded = True
         seconds = now - out.started
         step = out.step
         local = bool(step is not None and step.local)
@@ -115,9 +128,12 @@ class Accounting:
         self.metrics.observe(out, seconds, local, avoided)
         if self.ledger is None:
             return
+        minute = int(wall // 60)
+        if minute != self._day[0]:
+            self._day = (minute, local_day(wall))
         row = (
             wall,
-            local_day(wall),
+            self._day[1],
             f"gateway/{out.scenario}",
             step.provider.id if step is not None else "gateway",
             out.served or (step.model if step is not None else out.requested or "unknown"),

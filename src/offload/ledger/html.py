@@ -84,6 +84,10 @@ def render_html(summary: Summary) -> str:
             _panel("Served locally, by task", "tasks", task_chart(summary.by_task)),
             _panel("Top models", "models", models_table(summary.by_model[:TOP_MODELS])),
         ]
+        if summary.by_client:
+            parts.append(
+                _panel("Gateway clients (offload serve)", "clients", clients_table(summary.by_client))
+            )
     parts.append(
         f"<footer>Generated {esc(when(time.time()))} from {esc(summary.path or 'the usage ledger')}.</footer>"
     )
@@ -332,3 +336,20 @@ def models_table(models: tuple[Bucket, ...]) -> str:
         ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f'<table id="top-models"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def clients_table(clients: tuple[Bucket, ...]) -> str:
+    """Gateway requests by client: calls, local share, money (scenarios are the gateway/* tasks)."""
+    head = "".join(f"<th>{h}</th>" for h in ("Client", "Calls", "Local", "Tokens", "Spent", "Avoided"))
+    rows = []
+    for c in clients:
+        cells = [
+            esc(c.key or "-"),
+            esc(count(c.calls)),
+            esc(percent(c.local_share)),
+            esc(count(c.local_tokens + c.hosted_tokens)),
+            esc(money(c.spent_usd)),
+            esc(money(c.avoided_usd)),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{v}</td>" for v in cells) + "</tr>")
+    return f'<table id="gateway-clients"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'

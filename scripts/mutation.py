@@ -51,8 +51,8 @@ MODULES: list[tuple[str, str, tuple[str, ...]]] = [
     ("routing/retry.py", "failover", ("tests/test_retry.py", "tests/test_router.py")),
     ("routing/router.py", "failover", ("tests/test_router.py", "tests/test_batch_router.py")),
     ("routing/plan.py", "failover", ("tests/test_router.py", "tests/test_plan.py")),
-    ("batching/output.py", "batchsafe", ("tests/test_batch_units.py", "tests/test_batch_run.py")),
-    ("ledger/rows.py", "hardening", ("tests/test_ledger.py",)),
+    ("batching/output.py", "batchsafe", ("tests/test_batch_units.py", "tests/test_batch_safety.py")),
+    ("ledger/rows.py", "hardening", ("tests/test_ledger.py", "tests/test_ledger_rows.py")),
 ]
 """One line per module: its path under ``src/offload``, who owns it, and its tests.
 

@@ -848,3 +848,26 @@ async def test_auto_errors_say_where_and_what_to_do() -> None:
     assert overflow.value.address == "scripted://lms"
     assert overflow.value.remedy is not None
     assert overflow.value.context_length == 2048
+
+
+async def test_the_answer_names_the_model_asked_for_not_what_the_server_reports() -> None:
+    router, local, _, _, _, _ = make()
+    local.add(ChatResult("hi", model="/home/me/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    routed = await router.chat(REQ)
+    assert routed.result.model == "small"
+
+
+async def test_auto_listing_keeps_to_the_time_budget_on_the_routers_clock() -> None:
+    router, lms, cloud, _, _ = make_auto([])
+    router.retry = RetryPolicy(attempts=3, budget=60.0, jitter=0.0)
+    listed = {"n": 0}
+
+    async def limited() -> list[ModelInfo]:
+        listed["n"] += 1
+        raise RateLimited("429", retry_after=40.0)
+
+    lms.models = limited  # type: ignore[method-assign]
+    cloud.add("cloud")
+    routed = await router.chat(REQ)
+    assert routed.candidate.name == "cloud/big"
+    assert listed["n"] == 2  # a second 40 s wait would pass the 60 s budget

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote, urlsplit
 
+from offload.closing import closing
 from offload.errors import ProviderError, Timeout, Unreachable
 from offload.locality import is_local_url as is_local_url  # re-exported: providers import it here
 from offload.sse import SseParser
@@ -344,12 +345,13 @@ class SseEvent:
 async def iter_sse(response: StreamResponse) -> AsyncIterator[SseEvent]:
     """Yield the events of an SSE response as they arrive; ``[DONE]`` markers end the stream."""
     parser = SseParser()
-    async for chunk in response.chunks():
-        for raw in parser.feed(chunk):
-            event = _event(raw.event, raw.data)
-            if event is None:
-                return
-            yield event
+    async with closing(response.chunks()) as chunks:
+        async for chunk in chunks:
+            for raw in parser.feed(chunk):
+                event = _event(raw.event, raw.data)
+                if event is None:
+                    return
+                yield event
     for raw in parser.close():
         event = _event(raw.event, raw.data)
         if event is None:

@@ -24,18 +24,19 @@ from typing import Any
 import aiohttp
 import pytest
 
-import offload
+import offload as offload_package
 from offload.config import parse_config
 from offload.errors import OffloadError
 from offload.offloader import Offloader
 from offload.testing import AnthropicFake, LMStudioFake, OpenAIFake
 from offload.types import TextDelta
+from tests.e2e import offload
 
 OPENAI_KEY = "sk-test-openai-0123456789"
 ANTHROPIC_KEY = "sk-ant-test-0123456789"
 PROMPT = "Stream a short sentence about rivers."
-OFFLOAD_SRC = str(Path(offload.__file__).parent)
-TESTING_SRC = str(Path(offload.__file__).parent / "testing")
+OFFLOAD_SRC = str(Path(offload_package.__file__).parent)
+TESTING_SRC = str(Path(offload_package.__file__).parent / "testing")
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +288,19 @@ async def test_a_503_before_the_first_byte_fails_over_cleanly(
     assert in_use == 0
     assert watch.abandoned == []
     assert watch.messages() == []
+
+
+@pytest.mark.parametrize("fault", ["crash", "drop"])
+def test_the_cli_reports_a_failed_stream_without_finalizer_noise(
+    lmstudio: tuple[LMStudioFake, str], fault: str
+) -> None:
+    """``offload ask --stream`` installs no filter on the loop's reports: a stream that fails
+    mid-way leaves nothing for asyncio to complain about."""
+    fake, url = lmstudio
+    fake.clear_faults()
+    fake.fail_next(fault, count=3)
+    run = offload("ask", "--stream", "--no-fallback", PROMPT, env={"LM_STUDIO_API_URL": url})
+    fake.clear_faults()
+    assert run.code != 0
+    assert "asynchronous generator" not in run.err
+    assert "Traceback" not in run.err

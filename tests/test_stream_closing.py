@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 
 import offload as offload_package
@@ -304,3 +307,69 @@ def test_the_cli_reports_a_failed_stream_without_finalizer_noise(
     assert run.code != 0
     assert "asynchronous generator" not in run.err
     assert "Traceback" not in run.err
+
+
+# --- the gateway relaying a stream to a client that goes away ---------------------------------
+
+
+@contextmanager
+def gateway_on(
+    loop: asyncio.AbstractEventLoop, lms_url: str, claude: AnthropicFake, gpt: OpenAIFake
+) -> Iterator[str]:
+    """A gateway (in front of the fakes) served by ``loop``, running in a thread of its own."""
+    from offload.gateway.server import start_gateway
+    from tests.gateway_stack import gateway_config
+
+    thread = threading.Thread(target=loop.run_forever, name="stream-closing-gateway", daemon=True)
+    thread.start()
+    config = gateway_config(lms_url, claude.url, gpt.url)
+    gw = asyncio.run_coroutine_threadsafe(start_gateway(config, port=0, ledger=False), loop).result(60)
+    try:
+        yield gw.url
+    finally:
+        asyncio.run_coroutine_threadsafe(gw.close(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(60)
+        loop.close()
+
+
+def test_the_gateway_closes_a_relayed_stream_when_its_client_leaves(
+    openai_fake: OpenAIFake, anthropic_fake: AnthropicFake
+) -> None:
+    """The client reads a few chunks of a long local answer and hangs up: the gateway closes the
+    whole chain in the handler's task, so the LM Studio fake sees its request end (a free slot)
+    long before the answer would have, and the gateway's loop reports nothing."""
+    slow = LMStudioFake(token_delay=0.05)
+    slow.script(" ".join(f"word{i}" for i in range(4000)))  # minutes of streaming at that pace
+    loop = asyncio.new_event_loop()
+    watch: list[Watch] = []
+    on = watching()  # entered and left on the gateway's loop, in its thread
+
+    async def start_watching() -> None:
+        watch.append(on.__enter__())
+
+    async def stop_watching() -> None:
+        await settle()
+        on.__exit__(None, None, None)
+
+    with slow.serve() as server, gateway_on(loop, server.url, anthropic_fake, openai_fake) as url:
+        asyncio.run_coroutine_threadsafe(start_watching(), loop).result(30)
+        body = {"model": "gpt-local", "stream": True, "messages": [{"role": "user", "content": "long"}]}
+        with (
+            httpx.Client(timeout=60) as client,
+            client.stream("POST", f"{url}/v1/chat/completions", json=body) as response,
+        ):
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            assert any("word" in next(lines) for _ in range(5))
+            busy = slow.stats.active
+        deadline = time.monotonic() + 60  # the whole answer would take over three minutes
+        while slow.stats.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        freed = slow.stats.active
+        asyncio.run_coroutine_threadsafe(stop_watching(), loop).result(30)
+    print("DEBUG", busy, freed, watch[0].abandoned, watch[0].messages())
+    assert busy == 1
+    assert freed == 0
+    assert watch[0].abandoned == []
+    assert watch[0].messages() == []

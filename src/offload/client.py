@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from offload import loading
+from offload.closing import closing
 from offload.conversations import ConversationStore, ConversationTurn
 from offload.errors import (
     InputError,
@@ -281,11 +282,15 @@ class AsyncLMStudio:
     ) -> AsyncIterator[StreamEvent]:
         request = opts.request(prompt)
         if opts.conversation is None:
-            async for event in self._run(request, opts, None, stream):
-                yield event
+            async with closing(self._run(request, opts, None, stream)) as events:
+                async for event in events:
+                    yield event
             return
-        async with self.conversations.turn(opts.conversation) as turn:
-            async for event in self._run(request, opts, turn, stream):
+        async with (
+            self.conversations.turn(opts.conversation) as turn,
+            closing(self._run(request, opts, turn, stream)) as events,
+        ):
+            async for event in events:
                 yield event
 
     async def _run(
@@ -299,12 +304,13 @@ class AsyncLMStudio:
             )
         else:
             events = _single(lambda: self._retrying(lambda: self.provider.chat(request)))
-        async for event in events:
-            if isinstance(event, StreamEnd) and turn is not None:
-                turn.commit(event.result.response_id, request.model, self.provider.name)
-            yield event
-            if isinstance(event, StreamEnd) and opts.unload_after:
-                await self._unload_if_new(event.result, before)
+        async with closing(events):
+            async for event in events:
+                if isinstance(event, StreamEnd) and turn is not None:
+                    turn.commit(event.result.response_id, request.model, self.provider.name)
+                yield event
+                if isinstance(event, StreamEnd) and opts.unload_after:
+                    await self._unload_if_new(event.result, before)
 
     async def _unload_if_new(self, result: ChatResult, before: set[str]) -> None:
         instance = result.instance_id or result.model

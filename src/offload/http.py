@@ -18,13 +18,14 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote, urlsplit
 
+from offload.closing import closing
 from offload.errors import ProviderError, Timeout, Unreachable
 from offload.locality import is_local_url as is_local_url  # re-exported: providers import it here
 from offload.sse import SseParser
@@ -156,22 +157,11 @@ class HttpClient:
             self.log.response(url, raw.status, content)
         return Response(raw.status, raw.headers, content)
 
-    @asynccontextmanager
-    async def stream(self, method: str, path: str, *, json: Any = None) -> AsyncIterator[StreamResponse]:
-        """Send one request and yield the response before its body is read."""
-        url = self._url(path)
-        data = _encode(json)
-        body = _BodyLog([]) if self.log is not None else None
-        if self.log is not None:
-            self.log.request(method, url, self.headers, json)
-        headers = _JSON if data is not None else None
-        session = self._session()
-        async with session.request(method, url, data=data, headers=headers, allow_redirects=False) as raw:
-            try:
-                yield StreamResponse(raw, body)
-            finally:
-                if self.log is not None and body is not None:
-                    self.log.response(url, raw.status, b"".join(body.chunks))
+    def stream(self, method: str, path: str, *, json: Any = None) -> _Streaming:
+        """``async with client.stream(...) as response``: send one request and get the response
+        before its body is read; leaving the block releases it (a plain context manager, not a
+        generator, so only the reader's task ever unwinds it)."""
+        return _Streaming(self, method, path, json)
 
     async def aclose(self) -> None:
         """Close the session of every loop this client was used on: this loop's here, another
@@ -195,6 +185,39 @@ class HttpClient:
 
 
 _JSON = {"Content-Type": "application/json"}
+
+
+class _Streaming:
+    """The context manager behind ``HttpClient.stream``: one request, its response released
+    (and logged, with the body read so far) on exit."""
+
+    def __init__(self, client: HttpClient, method: str, path: str, json: Any) -> None:
+        self._client = client
+        self._method = method
+        self._url = client._url(path)
+        self._json = json
+        self._body = _BodyLog([]) if client.log is not None else None
+        self._raw: aiohttp.ClientResponse | None = None
+
+    async def __aenter__(self) -> StreamResponse:
+        client, data = self._client, _encode(self._json)
+        if client.log is not None:
+            client.log.request(self._method, self._url, client.headers, self._json)
+        headers = _JSON if data is not None else None
+        self._raw = await client._session().request(
+            self._method, self._url, data=data, headers=headers, allow_redirects=False
+        )
+        return StreamResponse(self._raw, self._body)
+
+    async def __aexit__(self, *exc: object) -> None:
+        raw, self._raw = self._raw, None
+        if raw is None:
+            return
+        raw.release()
+        await raw.wait_for_close()
+        log = self._client.log
+        if log is not None and self._body is not None:
+            log.response(self._url, raw.status, b"".join(self._body.chunks))
 
 
 def _credentials_as_header(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -344,12 +367,13 @@ class SseEvent:
 async def iter_sse(response: StreamResponse) -> AsyncIterator[SseEvent]:
     """Yield the events of an SSE response as they arrive; ``[DONE]`` markers end the stream."""
     parser = SseParser()
-    async for chunk in response.chunks():
-        for raw in parser.feed(chunk):
-            event = _event(raw.event, raw.data)
-            if event is None:
-                return
-            yield event
+    async with closing(response.chunks()) as chunks:
+        async for chunk in chunks:
+            for raw in parser.feed(chunk):
+                event = _event(raw.event, raw.data)
+                if event is None:
+                    return
+                yield event
     for raw in parser.close():
         event = _event(raw.event, raw.data)
         if event is None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Self
 
+from offload.closing import closing
 from offload.config import Config, load_config
 from offload.conversations import ConversationStore, ConversationTurn
 from offload.http import RequestLog
@@ -106,8 +107,9 @@ class Offloader:
         """Answer one prompt; keyword options are the fields of ``AskOptions``."""
         routed: Routed | None = None
         stream = self._turn(prompt, AskOptions(**options), live=False)
-        async for _ in stream:
-            pass
+        async with closing(stream):
+            async for _ in stream:
+                pass
         routed = stream.routed
         assert routed is not None, "a successful turn always ends with a routed result"
         return routed
@@ -125,11 +127,15 @@ class Offloader:
         self, request: ChatRequest, opts: AskOptions, holder: RoutedStream, live: bool
     ) -> AsyncIterator[StreamEvent]:
         if opts.conversation is None:
-            async for event in self._route(request, opts, holder, live, None):
-                yield event
+            async with closing(self._route(request, opts, holder, live, None)) as events:
+                async for event in events:
+                    yield event
             return
-        async with self.conversations.turn(opts.conversation) as turn:
-            async for event in self._route(request, opts, holder, live, turn):
+        async with (
+            self.conversations.turn(opts.conversation) as turn,
+            closing(self._route(request, opts, holder, live, turn)) as events,
+        ):
+            async for event in events:
                 yield event
 
     async def _route(
@@ -153,15 +159,16 @@ class Offloader:
         )
         before = await self._loaded(call) if opts.unload_after else None
         inner = self.router.stream(request, call, live=live)
-        async for event in inner:
-            if isinstance(event, StreamEnd) and inner.routed is not None:
-                holder.routed = inner.routed
-                if turn is not None:
-                    served = event.result.model or inner.routed.candidate.ref.model
-                    turn.commit(event.result.response_id, served, inner.routed.candidate.ref.provider)
-                if before is not None:
-                    await self._unload_if_new(inner.routed, before)
-            yield event
+        async with closing(inner):
+            async for event in inner:
+                if isinstance(event, StreamEnd) and inner.routed is not None:
+                    holder.routed = inner.routed
+                    if turn is not None:
+                        served = event.result.model or inner.routed.candidate.ref.model
+                        turn.commit(event.result.response_id, served, inner.routed.candidate.ref.provider)
+                    if before is not None:
+                        await self._unload_if_new(inner.routed, before)
+                yield event
 
     async def _loaded(self, call: CallOptions) -> set[str]:
         """Instance ids loaded now on the chain's model-managing providers (for --unload-after)."""

@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 
+from offload.closing import closing
 from offload.errors import ProviderError, Unreachable
 from offload.providers.base import Provider
 from offload.types import ChatRequest, ChatResult, ModelInfo, StreamEnd, StreamEvent
@@ -327,10 +328,13 @@ class EndpointSet:
             request = replace(request, store=False)
         ep = await self._acquire()
         try:
-            async for event in ep.provider.stream_chat(request):
-                yield (
-                    StreamEnd(replace(event.result, server=ep.url)) if isinstance(event, StreamEnd) else event
-                )
+            async with closing(ep.provider.stream_chat(request)) as events:
+                async for event in events:
+                    yield (
+                        StreamEnd(replace(event.result, server=ep.url))
+                        if isinstance(event, StreamEnd)
+                        else event
+                    )
         except Unreachable as exc:
             self._failed(ep, exc)
             raise

@@ -181,11 +181,6 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
     from offload import loading
 
-    async def main() -> T:
-        if not os.environ.get("OFFLOAD_DEBUG"):
-            asyncio.get_running_loop().set_exception_handler(quiet_finalizers)
-        return await coro
-
     def say(event: loading.LoadEvent) -> None:
         if event.note:
             note(event.note)
@@ -194,17 +189,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
     stop = loading.subscribe(say)
     try:
-        return asyncio.run(main())
+        return asyncio.run(coro)
     finally:
         stop()
-
-
-def quiet_finalizers(loop: Any, context: dict[str, Any]) -> None:
-    """Drop the event loop's reports about closing abandoned async generators at exit (a stream
-    left early, e.g. after an error or ``| head``): the command already said what happened."""
-    if "asynchronous generator" in str(context.get("message", "")):
-        return
-    loop.default_exception_handler(context)
 
 
 def fail(message: str) -> None:

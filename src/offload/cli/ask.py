@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -20,6 +19,7 @@ from offload.cli._app import (
     server_options,
     stderr_is_tty,
 )
+from offload.closing import closing
 from offload.constants import REASONING_LEVELS
 from offload.errors import BadResponse, InputError
 
@@ -73,14 +73,6 @@ def image_url(path: str) -> str:
     except OSError as exc:
         raise InputError(f"cannot read image {p}: {exc.strerror or exc}") from exc
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-
-
-async def abandon(events: Any) -> None:
-    """Stop reading an event stream early and close it (its HTTP response and lock with it)."""
-    close = getattr(events, "aclose", None)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            await close()
 
 
 def on_retry(exc: ProviderError, attempt: int, wait: float) -> None:
@@ -267,12 +259,12 @@ def ask_cmd(
             events = off.stream(prompt, **options) if stream else None
             if events is None:
                 return await off.ask(prompt, **options)
-            async for event in events:
-                printer(event)
-                if printer.closed:
-                    break
+            async with closing(events):  # closed here, in this task, even after a break
+                async for event in events:
+                    printer(event)
+                    if printer.closed:
+                        break
             if printer.closed:
-                await abandon(events.events)
                 raise BrokenPipeError("stdout was closed")
             if events.routed is None:
                 raise BadResponse("the stream ended without an answer", remedy="retry without --stream")

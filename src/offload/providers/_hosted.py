@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
+from offload.closing import closing
 from offload.errors import BadResponse, ProviderError
 from offload.http import (
     RequestLog,
@@ -113,8 +114,9 @@ class HostedHttp:
                         raise self.error(whole, data, model)
                     yield SseEvent(FULL_BODY, data)
                     return
-                async for sse in iter_sse(response):
-                    yield sse
+                async with closing(iter_sse(response)) as events:
+                    async for sse in events:
+                        yield sse
 
     def parsed(self, parse: Callable[[Any], T], data: Any, model: str | None = None) -> T:
         """``parse(data)``, with a ``BadResponse`` it raises located at this server."""
@@ -136,20 +138,22 @@ async def stream_result(
     accumulator: Accumulator,
     parse_full: Callable[[Any], ChatResult],
 ) -> AsyncIterator[StreamEvent]:
-    """Core stream events from SSE events: deltas as they come, then ``StreamEnd`` with timings."""
+    """Core stream events from SSE events: deltas as they come, then ``StreamEnd`` with timings.
+    ``events`` is closed when this stream ends or is closed."""
     started = time.perf_counter()
     first: float | None = None
-    async for sse in events:
-        if sse.event == FULL_BODY:
-            result = parse_full(sse.data)
-            if result.content:
-                yield TextDelta(result.content)
-            yield StreamEnd(with_timings(result, started, first))
-            return
-        for event in accumulator.feed(sse.event, sse.data):
-            if first is None and isinstance(event, TextDelta):
-                first = time.perf_counter() - started
-            yield event
+    async with closing(events) as sses:
+        async for sse in sses:
+            if sse.event == FULL_BODY:
+                result = parse_full(sse.data)
+                if result.content:
+                    yield TextDelta(result.content)
+                yield StreamEnd(with_timings(result, started, first))
+                return
+            for event in accumulator.feed(sse.event, sse.data):
+                if first is None and isinstance(event, TextDelta):
+                    first = time.perf_counter() - started
+                yield event
     yield StreamEnd(with_timings(accumulator.result(), started, first))
 
 

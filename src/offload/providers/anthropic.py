@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from offload.closing import closing
 from offload.errors import InvalidRequest
 from offload.http import RequestLog, Timeouts, is_local_url
 from offload.protocols import anthropic_messages as wire
@@ -104,8 +105,10 @@ class AnthropicProvider:
         accumulator = wire.MessagesStream(
             self._http.ctx(model), tool=wire.structured_tool(request), model=model
         )
-        async for event in stream_result(events, accumulator, lambda d: self._parse(d, request, model)):
-            yield event
+        answer = stream_result(events, accumulator, lambda d: self._parse(d, request, model))
+        async with closing(answer) as stream:
+            async for event in stream:
+                yield event
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from offload import loading
+from offload.closing import closing
 from offload.errors import (
     BadResponse,
     ContextOverflow,
@@ -274,27 +275,31 @@ class LMStudioProvider:
         """One streamed chat; like ``chat``, retried once after freeing memory if nothing was yielded."""
         yielded = False
         try:
-            async for event in self._stream_chat(request):
-                yielded = yielded or isinstance(event, TextDelta)
-                yield event
+            async with closing(self._stream_chat(request)) as events:
+                async for event in events:
+                    yielded = yielded or isinstance(event, TextDelta)
+                    yield event
             return
         except OutOfMemory:
             if yielded or not await loading.freed_memory(self, request.model):
                 raise
-        async for event in self._stream_chat(request):
-            yield event
+        async with closing(self._stream_chat(request)) as events:
+            async for event in events:
+                yield event
 
     async def _stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         try:
             await loading.keep_warm(self, request.model)
             if wire.supports(request) is not None:
-                async for event in self.compat().stream_chat(request):
-                    if isinstance(event, StreamEnd):
-                        event = StreamEnd(await self._checked(request, event.result))
-                    yield event
+                async with closing(self.compat().stream_chat(request)) as events:
+                    async for event in events:
+                        if isinstance(event, StreamEnd):
+                            event = StreamEnd(await self._checked(request, event.result))
+                        yield event
                 return
-            async for event in self._native_stream(request):
-                yield event
+            async with closing(self._native_stream(request)) as events:
+                async for event in events:
+                    yield event
         except ProviderError as exc:
             raise await self._enrich(exc, request) from None
 
@@ -302,26 +307,27 @@ class LMStudioProvider:
         started = time.perf_counter()
         first: float | None = None
         model = request.model or ""
-        events = self._http.stream(
+        sses = self._http.stream(
             wire.CHAT, self._chat_body(request, stream=True), expect="output", model=model
         )
         load_started: float | None = None
-        async for sse in events:
-            if sse.event == FULL_BODY:
-                yield StreamEnd(
-                    with_timings(wire.parse_chat(sse.data, provider=self.name, model=model), started)
-                )
-                return
-            event = wire.parse_event(sse.event, sse.data, self._http.ctx(model), model=model)
-            if isinstance(event, Progress) and event.stage == "model_load":
-                load_started = self._jit_load_event(model, event, load_started)
-            if event is None:
-                continue
-            if first is None and isinstance(event, TextDelta):
-                first = time.perf_counter() - started
-            if isinstance(event, StreamEnd):
-                event = StreamEnd(with_timings(event.result, started, first))
-            yield event
+        async with closing(sses) as events:
+            async for sse in events:
+                if sse.event == FULL_BODY:
+                    yield StreamEnd(
+                        with_timings(wire.parse_chat(sse.data, provider=self.name, model=model), started)
+                    )
+                    return
+                event = wire.parse_event(sse.event, sse.data, self._http.ctx(model), model=model)
+                if isinstance(event, Progress) and event.stage == "model_load":
+                    load_started = self._jit_load_event(model, event, load_started)
+                if event is None:
+                    continue
+                if first is None and isinstance(event, TextDelta):
+                    first = time.perf_counter() - started
+                if isinstance(event, StreamEnd):
+                    event = StreamEnd(with_timings(event.result, started, first))
+                yield event
 
     def _jit_load_event(self, model: str, event: Progress, started: float | None) -> float | None:
         """Tell ``offload.loading`` listeners about a load the server does for this stream."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Literal
 
+from offload.closing import closing
 from offload.errors import ConfigError, InvalidRequest
 from offload.http import RequestLog, Timeouts, is_local_url
 from offload.protocols import openai_chat, openai_responses
@@ -124,8 +125,10 @@ class OpenAIProvider:
         body = self._body(request, stream=True)
         model = str(body["model"])
         events = self._http.stream(self._path, body, expect=self._expect, model=model)
-        async for event in stream_result(events, self._accumulator(model), lambda d: self._parse(d, model)):
-            yield event
+        answer = stream_result(events, self._accumulator(model), lambda d: self._parse(d, model))
+        async with closing(answer) as stream:
+            async for event in stream:
+                yield event
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -109,6 +109,14 @@ class RoutedStream:
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self.events
 
+    async def aclose(self) -> None:
+        """Stop early: close the chain of event generators (its HTTP response with it) now, in
+        this task, instead of leaving it to the garbage collector (``async with closing(stream)``
+        or ``contextlib.aclosing(stream)`` around a loop that may ``break``)."""
+        close = getattr(self.events, "aclose", None)
+        if close is not None:
+            await close()
+
 
 def candidates(config: Config, options: CallOptions | None = None) -> list[Candidate]:
     """The chain for a call, resolved against the config."""

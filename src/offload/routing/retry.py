@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from offload.closing import closing
 from offload.errors import ProviderError
 from offload.routing.policy import Action, Situation, decide
 
@@ -96,9 +97,10 @@ async def stream_with_retry(
     while True:
         yielded = False  # pragma: no mutate (None ≡ False)
         try:
-            async for event in start():
-                yielded = True
-                yield event
+            async with closing(start()) as events:
+                async for event in events:
+                    yielded = True
+                    yield event
             return
         except ProviderError as exc:
             wait = _retry_wait(exc, policy, index, clock() - began, another=another, started=yielded)

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from offload.catalog import AUTO
+from offload.closing import closing
 from offload.config import Config
 from offload.errors import Attempt, ModelNotFound, ProviderError
 from offload.providers.base import Provider
@@ -148,8 +149,9 @@ class Router:
     async def chat(self, request: ChatRequest, options: CallOptions | None = None) -> Routed:
         """Answer ``request`` with the first candidate that can."""
         stream = self.stream(request, options, live=False)  # pragma: no mutate (None ≡ False)
-        async for _ in stream:
-            pass
+        async with closing(stream):
+            async for _ in stream:
+                pass
         assert stream.routed is not None
         return stream.routed
 
@@ -182,14 +184,15 @@ class Router:
             bound = request
             try:
                 bound = await self._bind(cand, request, another)
-                async for event in self._events(cand, bound, live, another):
-                    if isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta):
-                        emitted = True
-                    if isinstance(event, StreamEnd):
-                        # name the model as configured (llama-server reports its GGUF path)
-                        event = StreamEnd(replace(event.result, model=bound.model or event.result.model))
-                        holder.routed = self._succeeded(cand, bound, event.result, started, walk, opts)
-                    yield event
+                async with closing(self._events(cand, bound, live, another)) as events:
+                    async for event in events:
+                        if isinstance(event, TextDelta | ReasoningDelta | ToolCallDelta):
+                            emitted = True
+                        if isinstance(event, StreamEnd):
+                            # name the model as configured (llama-server reports its GGUF path)
+                            event = StreamEnd(replace(event.result, model=bound.model or event.result.model))
+                            holder.routed = self._succeeded(cand, bound, event.result, started, walk, opts)
+                        yield event
                 return
             except ProviderError as exc:
                 decision = decide(exc, Situation(another=another, started=emitted))

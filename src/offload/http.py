@@ -264,6 +264,19 @@ def make_client(
     return HttpClient(base_url, headers=headers, timeout=timeout, log=log, max_connections=max_connections)
 
 
+def relay_session(*, limit: int = 512, read: float = READ_TIMEOUT) -> aiohttp.ClientSession:
+    """A raw session for byte-for-byte relays (``offload serve``): pooled keep-alive connections,
+    long reads, bodies left compressed as they come, no default headers added."""
+    import aiohttp
+
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, limit_per_host=limit // 2, ttl_dns_cache=300),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=read),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type", "Accept"),
+    )
+
+
 @contextmanager
 def transport_errors(*, provider: str, address: str, model: str | None = None) -> Iterator[None]:
     """Translate transport exceptions raised inside the block into ``ProviderError``s."""

@@ -8,8 +8,7 @@ one, else the client's own ``x-api-key``/``Authorization`` (never the gateway's 
 reply streams back chunk by chunk as it arrives; ``UsageSniffer`` reads token counts from it on
 the way without holding it.
 
-This module holds the gateway's one aiohttp client session (``make_session``); the rest of
-offload reaches the network through ``offload.http``.
+The client session comes from the network seam (``offload.http.relay_session``).
 """
 
 from __future__ import annotations
@@ -40,20 +39,13 @@ HOP_BY_HOP = frozenset(
 )
 DROP_BACK = frozenset({"content-length", "connection", "keep-alive", "transfer-encoding"})
 SNIFF_LIMIT = 8 * 1024 * 1024
-CONNECT_TIMEOUT = 10.0
-READ_TIMEOUT = 600.0
 
 
 def make_session() -> aiohttp.ClientSession:
-    """The gateway's client session: pooled keep-alive connections, long reads, no decompression."""
-    import aiohttp
+    """The gateway's client session, built by the network seam (``offload.http.relay_session``)."""
+    from offload.http import relay_session
 
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, ttl_dns_cache=300),
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT),
-        auto_decompress=False,
-        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type", "Accept"),
-    )
+    return relay_session()
 
 
 def upstream_url(base_url: str, path: str, query: str) -> str:

@@ -211,7 +211,7 @@ def test_cli_command_has_the_tables_options_and_settings(name: str) -> None:
 
 BATCH_OWN = {
     "input_path", "output", "id_field", "text_field", "input_format", "concurrency", "base_urls",
-    "api_token", "timeout", "no_cache", "retry_failed", "quiet",
+    "api_token", "timeout", "no_cache", "retry_failed", "quiet", "follow_symlinks",
 }  # fmt: skip
 
 

@@ -4,6 +4,7 @@ redacting request log, and clean closing across event loops."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 from pathlib import Path
@@ -89,6 +90,22 @@ async def test_json_requests_carry_headers_and_params() -> None:
     assert seen == [("/v1/x?q=1", "k", "application/json", {"a": "é"})]
     assert response.json() == {"ok": True}
     assert retry_after_seconds(response.headers) == 7.0
+
+
+async def test_credentials_in_the_url_become_basic_auth_unless_a_header_is_set() -> None:
+    seen: list[str] = []
+
+    async def record(request: web.Request) -> web.StreamResponse:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.json_response({})
+
+    async with serving(record) as url:
+        with_userinfo = url.replace("http://", "http://ad%40min:p%3Ass@")
+        async with make_client(with_userinfo) as client:
+            await client.request("GET", "/")
+        async with make_client(with_userinfo, headers={"Authorization": "Bearer sk-1"}) as client:
+            await client.request("GET", "/")
+    assert seen == ["Basic " + base64.b64encode(b"ad@min:p:ss").decode(), "Bearer sk-1"]
 
 
 async def test_redirects_are_returned_not_followed() -> None:

@@ -12,6 +12,7 @@ else. ``RequestLog`` writes JSON lines of requests and responses with secrets ma
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import threading
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from offload.errors import ProviderError, Timeout, Unreachable
 from offload.locality import is_local_url as is_local_url  # re-exported: providers import it here
@@ -108,8 +110,7 @@ class HttpClient:
         log: RequestLog | None = None,
         max_connections: int = 256,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.headers = dict(headers or {})
+        self.base_url, self.headers = _without_userinfo(base_url.rstrip("/"), dict(headers or {}))
         self.timeout = timeout or default_timeout()
         self.log = log
         self.max_connections = max_connections
@@ -194,6 +195,21 @@ class HttpClient:
 
 
 _JSON = {"Content-Type": "application/json"}
+
+
+def _without_userinfo(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """``user:password@`` taken out of ``url`` (aiohttp refuses it beside an Authorization
+    header) and sent as Basic auth instead, unless an Authorization header is configured."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, headers
+    if not any(name.lower() == "authorization" for name in headers):
+        pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host)), headers
+
+
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 

@@ -108,6 +108,16 @@ async def test_credentials_in_the_url_become_basic_auth_unless_a_header_is_set()
     assert seen == ["Basic " + base64.b64encode(b"ad@min:p:ss").decode(), "Bearer sk-1"]
 
 
+@pytest.mark.parametrize(
+    "base", ["http://127.0.0.1:99999/v1", "ftp://127.0.0.1/v1", "http://[::1/v1", "http:///v1"]
+)
+async def test_unusable_urls_are_one_clear_error(base: str) -> None:
+    async with make_client(base) as client:
+        with pytest.raises(Unreachable) as info, transport_errors(provider="p", address=base):
+            await client.request("POST", "/chat/completions", json={})
+    assert f"p is not reachable at {base}" in str(info.value)
+
+
 async def test_redirects_are_returned_not_followed() -> None:
     async def moved(request: web.Request) -> web.StreamResponse:
         if request.path == "/elsewhere":

@@ -200,8 +200,11 @@ _JSON = {"Content-Type": "application/json"}
 def _without_userinfo(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
     """``user:password@`` taken out of ``url`` (aiohttp refuses it beside an Authorization
     header) and sent as Basic auth instead, unless an Authorization header is configured."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url, headers
+    except ValueError:  # a malformed URL fails later, inside ``transport_errors``
         return url, headers
     if not any(name.lower() == "authorization" for name in headers):
         pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"

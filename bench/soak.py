@@ -91,11 +91,10 @@ def open_fds() -> int:
 
 
 async def soak(url: str, home: Path, calls: int, warmup: int, every: int) -> dict[str, Any]:
-    from offload.cooldown import Cooldowns
-
     from offload import tasks
     from offload.errors import OffloadError
     from offload.offloader import Offloader
+    from offload.routing.cooldown import Cooldowns
 
     events = 0
     kinds: Counter[str] = Counter()

@@ -4,6 +4,7 @@ redacting request log, and clean closing across event loops."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 from pathlib import Path
@@ -89,6 +90,32 @@ async def test_json_requests_carry_headers_and_params() -> None:
     assert seen == [("/v1/x?q=1", "k", "application/json", {"a": "é"})]
     assert response.json() == {"ok": True}
     assert retry_after_seconds(response.headers) == 7.0
+
+
+async def test_credentials_in_the_url_become_basic_auth_unless_a_header_is_set() -> None:
+    seen: list[str] = []
+
+    async def record(request: web.Request) -> web.StreamResponse:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.json_response({})
+
+    async with serving(record) as url:
+        with_userinfo = url.replace("http://", "http://ad%40min:p%3Ass@")
+        async with make_client(with_userinfo) as client:
+            await client.request("GET", "/")
+        async with make_client(with_userinfo, headers={"Authorization": "Bearer sk-1"}) as client:
+            await client.request("GET", "/")
+    assert seen == ["Basic " + base64.b64encode(b"ad@min:p:ss").decode(), "Bearer sk-1"]
+
+
+@pytest.mark.parametrize(
+    "base", ["http://127.0.0.1:99999/v1", "ftp://127.0.0.1/v1", "http://[::1/v1", "http:///v1"]
+)
+async def test_unusable_urls_are_one_clear_error(base: str) -> None:
+    async with make_client(base) as client:
+        with pytest.raises(Unreachable) as info, transport_errors(provider="p", address=base):
+            await client.request("POST", "/chat/completions", json={})
+    assert f"p is not reachable at {base}" in str(info.value)
 
 
 async def test_redirects_are_returned_not_followed() -> None:
@@ -265,14 +292,3 @@ def test_redact_nested() -> None:
 )
 def test_local_url_detection(url: str, local: bool) -> None:
     assert is_local_url(url) is local
-
-
-def test_credentials_in_a_base_url_become_basic_auth_unless_a_key_is_set() -> None:
-    from offload.http import HttpClient
-
-    plain = HttpClient("http://admin:p%40ss@127.0.0.1:8080/v1")
-    assert plain.base_url == "http://127.0.0.1:8080/v1"
-    assert plain.headers["Authorization"] == "Basic YWRtaW46cEBzcw=="  # admin:p@ss
-    keyed = HttpClient("http://admin:pw@127.0.0.1:8080/v1", headers={"authorization": "Bearer sk-x"})
-    assert keyed.base_url == "http://127.0.0.1:8080/v1"
-    assert keyed.headers == {"authorization": "Bearer sk-x"}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from offload.closing import closing
 from offload.errors import ProviderError, Timeout, Unreachable
@@ -111,7 +111,7 @@ class HttpClient:
         log: RequestLog | None = None,
         max_connections: int = 256,
     ) -> None:
-        self.base_url, self.headers = _credentials_as_header(base_url.rstrip("/"), dict(headers or {}))
+        self.base_url, self.headers = _without_userinfo(base_url.rstrip("/"), dict(headers or {}))
         self.timeout = timeout or default_timeout()
         self.log = log
         self.max_connections = max_connections
@@ -220,21 +220,20 @@ class _Streaming:
             log.response(self._url, raw.status, b"".join(self._body.chunks))
 
 
-def _credentials_as_header(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """Move ``user:password@`` out of a base URL: into a Basic ``Authorization`` header when none
-    is set, otherwise dropped (an explicit key wins; one request cannot carry both)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+def _without_userinfo(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """``user:password@`` taken out of ``url`` (aiohttp refuses it beside an Authorization
+    header) and sent as Basic auth instead, unless an Authorization header is configured."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url, headers
+    except ValueError:  # a malformed URL fails later, inside ``transport_errors``
         return url, headers
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    bare = parts._replace(netloc=netloc).geturl()
-    if not any(k.lower() == "authorization" for k in headers):
+    if not any(name.lower() == "authorization" for name in headers):
         pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
-        headers = {**headers, "Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
-    return bare, headers
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host)), headers
 
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")

@@ -25,7 +25,7 @@ from offload.config import Config, parse_config
 from offload.errors import Unreachable
 from offload.offloader import Offloader
 from offload.routing.retry import RetryPolicy
-from offload.testing import FakeTurn, LMStudioFake, ScriptedProvider, serve
+from offload.testing import FakeTurn, LMStudioFake, OpenAIFake, serve
 from offload.testing._lmstudio_text import default_responder
 
 TEXT = "The committee met on Tuesday and approved the new budget for the library renovation. " * 4
@@ -35,10 +35,17 @@ def items(n: int, prefix: str = "i", **fields: Any) -> list[dict[str, Any]]:
     return [{"id": f"{prefix}{k}", "text": f"Item {k}. {TEXT}", **fields} for k in range(n)]
 
 
-def lms_config(*urls: str, fallbacks: Sequence[str] = (), cloud: bool = False) -> Config:
+def lms_config(*urls: str, fallbacks: Sequence[str] = (), cloud: str | None = None) -> Config:
+    """LM Studio at ``urls``; with ``cloud`` (an OpenAI-style base URL) a hosted ``cloud/big``."""
     providers: dict[str, Any] = {"lmstudio": {"baseUrls": list(urls), "api": "lmstudio"}}
     if cloud:
-        providers["cloud"] = {"baseUrl": "http://127.0.0.1:10/v1", "local": False, "models": [{"id": "big"}]}
+        providers["cloud"] = {
+            "baseUrl": cloud,
+            "api": "openai-completions",
+            "apiKey": "sk-test-cloud",
+            "local": False,
+            "models": [{"id": "big"}],
+        }
     return parse_config(
         {
             "agents": {"defaults": {"model": {"primary": "lmstudio/auto", "fallbacks": list(fallbacks)}}},
@@ -140,17 +147,21 @@ async def test_gate_failures_escalate_to_the_hosted_fallback(tmp_path: Path) -> 
     fake = LMStudioFake(parallel=2, responder=empty_for_flagged)
     data = items(6)
     data[3]["text"] = "FLAG " + data[3]["text"]
-    with fake.serve() as server:
-        off = Offloader(lms_config(server.url, fallbacks=["cloud/big"], cloud=True), state_dir=tmp_path)
-        cloud = ScriptedProvider("cloud", local=False, default="A short summary from the cloud.")
-        off.router.pool.put("cloud", cloud)
+    with fake.serve() as server, OpenAIFake(["big"], api_key="sk-test-cloud") as cloud:
+        cloud.script("A short summary from the cloud.")
+        config = lms_config(server.url, fallbacks=["cloud/big"], cloud=cloud.base_url)
+        off = Offloader(config, state_dir=tmp_path)
         async with off:
             run = offload.batch("summarize", data, offloader=off, length="sentence")
             results = {r.id: r async for r in run}
-    assert results["i3"].row["model"] == "cloud/big" and results["i3"].row["escalated"] is True
+        asked = [r for r in cloud.requests if r.path.endswith("/chat/completions")]
+    assert results["i3"].row["model"] == "cloud/big"
+    assert results["i3"].row["escalated"] is True
+    assert results["i3"].row["output"] == "A short summary from the cloud."
     assert results["i3"].row["escalations"] == ["lmstudio/auto: the answer is empty"]
     assert all(r.row["model"].startswith("lmstudio/") for k, r in results.items() if k != "i3")
-    assert run.tally.escalated == 1 and len(cloud.calls) == 1
+    assert run.tally.escalated == 1
+    assert len(asked) == 1
 
 
 @contextlib.contextmanager

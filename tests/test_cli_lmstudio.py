@@ -62,7 +62,8 @@ def test_server_down_is_one_clear_line_and_exit_3() -> None:
     assert run.out == ""
     first = run.err.splitlines()[0]
     assert first == f"error: lmstudio is not reachable at {url} (connection refused)"
-    assert "lms server start" in run.err and "LM_STUDIO_API_URL" in run.err
+    assert "lms server start" in run.err
+    assert "LM_STUDIO_API_URL" in run.err
     assert "Traceback" not in run.err
 
 
@@ -81,7 +82,8 @@ def test_load_reuses_instances_unless_asked_and_unload_verifies(
     load_body = next(r.body for r in lms.requests if r.path == "/api/v1/models/load")
     assert load_body == {"model": "qwen/qwen3-4b-2507", "context_length": 8192}
     gone = offload("unload", "qwen/qwen3-4b-2507", env=env)
-    assert gone.code == 0 and gone.out == "unloaded qwen/qwen3-4b-2507, qwen/qwen3-4b-2507:2\n"
+    assert gone.code == 0
+    assert gone.out == "unloaded qwen/qwen3-4b-2507, qwen/qwen3-4b-2507:2\n"
     assert not [i for i in lms.loaded_instances() if i.startswith("qwen/")]
     assert offload("unload", "--all", env=env).code == 0
     assert lms.loaded_instances() == []
@@ -94,14 +96,16 @@ def test_unload_reports_instances_that_remain(fake: tuple[LMStudioFake, dict[str
     assert run.code == 8
     assert "google/gemma-3-1b" in lms.loaded_instances()
     usage = offload("unload", env=env)
-    assert usage.code == 2 and "exactly one of" in usage.err
+    assert usage.code == 2
+    assert "exactly one of" in usage.err
 
 
 def test_load_unknown_key_names_the_closest(fake: tuple[LMStudioFake, dict[str, str]]) -> None:
     _, env = fake
     run = offload("load", "google/gemma-3", env=env)
     assert run.code == 5
-    assert "has no model 'google/gemma-3'" in run.err and "did you mean google/gemma-3-1b" in run.err
+    assert "has no model 'google/gemma-3'" in run.err
+    assert "did you mean google/gemma-3-1b" in run.err
 
 
 def test_ask_plain_json_and_stdin_and_file(fake: tuple[LMStudioFake, dict[str, str]], tmp_path: Path) -> None:
@@ -114,8 +118,10 @@ def test_ask_plain_json_and_stdin_and_file(fake: tuple[LMStudioFake, dict[str, s
     prompt = tmp_path / "p.txt"
     prompt.write_text("prompt from a file")
     data = ask(env, f"@{prompt}", "--json").json()
-    assert data["content"] == "From a file." and data["model"] == "google/gemma-3-1b"
-    assert data["candidate"] == "lmstudio/auto" and data["local"] is True
+    assert data["content"] == "From a file."
+    assert data["model"] == "google/gemma-3-1b"
+    assert data["candidate"] == "lmstudio/auto"
+    assert data["local"] is True
     assert re.fullmatch(r"resp_[0-9a-f]{48}", data["response_id"])
     bodies = [r.body for r in lms.requests if r.path == "/api/v1/chat"]
     assert bodies[-1]["input"] == "prompt from a file"
@@ -163,9 +169,11 @@ def test_model_choice_is_explained(fake: tuple[LMStudioFake, dict[str, str]]) ->
     _, env = fake
     run = ask(env, "hi", "--verbose")
     assert run.code == 0
-    assert "model: lmstudio/google/gemma-3-1b" in run.err and "already loaded" in run.err
+    assert "model: lmstudio/google/gemma-3-1b" in run.err
+    assert "already loaded" in run.err
     quality = ask(env, "describe", "--image", str(Path(__file__)), "--prefer", "quality", "--verbose")
-    assert "model: lmstudio/google/gemma-4-26b-a4b-qat" in quality.err and "with vision" in quality.err
+    assert "model: lmstudio/google/gemma-4-26b-a4b-qat" in quality.err
+    assert "with vision" in quality.err
 
 
 def test_reasoning_stays_off_stdout(fake: tuple[LMStudioFake, dict[str, str]]) -> None:
@@ -174,10 +182,12 @@ def test_reasoning_stays_off_stdout(fake: tuple[LMStudioFake, dict[str, str]]) -
     assert run.code == 0, run.err
     reasoning = [r for r in lms.requests if r.path == "/api/v1/chat"]
     assert reasoning
-    assert run.out.strip() and run.err.strip()
+    assert run.out.strip()
+    assert run.err.strip()
     assert run.err.strip() not in run.out
     data = ask(env, "think", "--model", "google/gemma-4-e4b", "--reasoning", "on", "--json").json()
-    assert data["reasoning"] and data["reasoning"] not in data["content"]
+    assert data["reasoning"]
+    assert data["reasoning"] not in data["content"]
 
 
 def test_stream_prints_answer_and_progress(fake: tuple[LMStudioFake, dict[str, str]]) -> None:
@@ -186,7 +196,8 @@ def test_stream_prints_answer_and_progress(fake: tuple[LMStudioFake, dict[str, s
     run = ask(env, "count", "--model", "qwen/qwen3-4b-2507", "--stream")
     assert run.code == 0, run.err
     assert run.out == "one two three four\n"
-    assert "loading model" in run.err and "processing prompt" in run.err
+    assert "loading model" in run.err
+    assert "processing prompt" in run.err
 
 
 def test_conversation_keeps_state_and_sends_system_once(fake: tuple[LMStudioFake, dict[str, str]]) -> None:
@@ -195,7 +206,8 @@ def test_conversation_keeps_state_and_sends_system_once(fake: tuple[LMStudioFake
     second = ask(env, "what is my name?", "--conversation", "work", "--system", "be kind", "--json")
     assert first.code == 0 and second.code == 0, second.err
     bodies = [r.body for r in lms.requests if r.path == "/api/v1/chat"]
-    assert bodies[0]["system_prompt"] == "be kind" and "previous_response_id" not in bodies[0]
+    assert bodies[0]["system_prompt"] == "be kind"
+    assert "previous_response_id" not in bodies[0]
     assert "system_prompt" not in bodies[1]
     assert bodies[1]["previous_response_id"] == first.json()["response_id"]
     assert second.json()["conversation"] == "work"
@@ -215,7 +227,8 @@ def test_concurrent_turns_on_one_conversation_form_one_chain(
     assert len(set(previous)) == 6  # no two turns continued from the same response: no fork
     assert {p for p in previous if p} <= set(ids)
     state = json.loads((offload_home / "data" / "conversations" / "shared.json").read_text())
-    assert state["turns"] == 6 and state["response_id"] in ids
+    assert state["turns"] == 6
+    assert state["response_id"] in ids
 
 
 def test_unload_after_only_unloads_what_this_call_loaded(fake: tuple[LMStudioFake, dict[str, str]]) -> None:
@@ -224,7 +237,8 @@ def test_unload_after_only_unloads_what_this_call_loaded(fake: tuple[LMStudioFak
     assert run.code == 0, run.err
     assert "qwen/qwen3-4b-2507" not in lms.loaded_instances()
     kept = ask(env, "hi", "--model", "google/gemma-3-1b", "--unload-after")
-    assert kept.code == 0 and "google/gemma-3-1b" in lms.loaded_instances()
+    assert kept.code == 0
+    assert "google/gemma-3-1b" in lms.loaded_instances()
 
 
 def test_log_file_has_requests_and_no_secrets(
@@ -239,7 +253,8 @@ def test_log_file_has_requests_and_no_secrets(
     records = [json.loads(line) for line in text.splitlines()]
     assert {"request", "response"} <= {r["direction"] for r in records}
     chat = next(r for r in records if r["direction"] == "request" and r["url"].endswith("/api/v1/chat"))
-    assert chat["body"]["input"] == "hi" and chat["headers"]["authorization"] == "***"
+    assert chat["body"]["input"] == "hi"
+    assert chat["headers"]["authorization"] == "***"
 
 
 # --- error kinds ----------------------------------------------------------------------------
@@ -250,7 +265,8 @@ def test_auth_missing_and_rejected() -> None:
     with lms.serve() as server:
         env = {"LM_STUDIO_API_URL": server.url}
         missing = ask(env, "hi")
-        assert missing.code == 4 and "rejected the credentials (401)" in missing.err
+        assert missing.code == 4
+        assert "rejected the credentials (401)" in missing.err
         assert "LM_API_TOKEN" in missing.err
         wrong = ask({**env, "LM_API_TOKEN": "sk-lm-Wrong123:abcdefghijklmnopqrst"}, "hi")
         assert wrong.code == 4
@@ -262,7 +278,8 @@ def test_model_not_found_names_closest(fake: tuple[LMStudioFake, dict[str, str]]
     _, env = fake
     run = ask(env, "hi", "--model", "qwen3-4b")
     assert run.code == 5
-    assert "has no model 'qwen3-4b'" in run.err and "did you mean qwen/qwen3-4b-2507" in run.err
+    assert "has no model 'qwen3-4b'" in run.err
+    assert "did you mean qwen/qwen3-4b-2507" in run.err
 
 
 def test_context_overflow_is_explained_and_not_retried() -> None:
@@ -282,13 +299,16 @@ def test_unknown_previous_response_suggests_a_new_conversation(
 ) -> None:
     _, env = fake
     run = ask(env, "hi", "--previous-response-id", "resp_" + "0" * 48)
-    assert run.code == 9 and "Could not find stored response" in run.err and "new conversation" in run.err
+    assert run.code == 9
+    assert "Could not find stored response" in run.err
+    assert "new conversation" in run.err
 
 
 def test_invalid_request_names_the_key(fake: tuple[LMStudioFake, dict[str, str]]) -> None:
     _, env = fake
     run = ask(env, "hi", "--model", "qwen/qwen3-4b-2507", "--reasoning", "high")
-    assert run.code == 9 and "rejected the request" in run.err
+    assert run.code == 9
+    assert "rejected the request" in run.err
 
 
 def test_transient_errors_are_retried(fake: tuple[LMStudioFake, dict[str, str]]) -> None:
@@ -304,14 +324,16 @@ def test_server_error_after_retries(fake: tuple[LMStudioFake, dict[str, str]]) -
     lms, env = fake
     lms.fail_next("status:500", count=10)
     run = ask(env, "hi", "--model", "google/gemma-3-1b")
-    assert run.code == 8 and "failed (500)" in run.err
+    assert run.code == 8
+    assert "failed (500)" in run.err
 
 
 def test_timeout(fake: tuple[LMStudioFake, dict[str, str]]) -> None:
     lms, env = fake
     lms.fail_next("timeout", count=5)
     run = ask(env, "hi", "--model", "google/gemma-3-1b", "--timeout", "0.3")
-    assert run.code == 7 and "timed out waiting for lmstudio" in run.err
+    assert run.code == 7
+    assert "timed out waiting for lmstudio" in run.err
 
 
 def test_200_with_error_quirk_is_a_clear_error(fake: tuple[LMStudioFake, dict[str, str]]) -> None:
@@ -328,11 +350,14 @@ def test_doctor_ok_and_failing(fake: tuple[LMStudioFake, dict[str, str]], offloa
     _, env = fake
     run = offload("doctor", env=env)
     assert run.code == 0, run.out + run.err
-    assert "✓ lmstudio: LM Studio answers at" in run.out and "✓ round trip:" in run.out
+    assert "✓ lmstudio: LM Studio answers at" in run.out
+    assert "✓ round trip:" in run.out
     assert "✓ path: calls go to lmstudio, on this machine" in run.out
     write_config(offload_home, "{offload: {embedded: {enabled: false}}}")
     down = offload("doctor", "--base-url", f"http://127.0.0.1:{free_port()}")
-    assert down.code == 1 and "✗ lmstudio: nothing answers" in down.out and "fix: start LM Studio" in down.out
+    assert down.code == 1
+    assert "✗ lmstudio: nothing answers" in down.out
+    assert "fix: start LM Studio" in down.out
     assert "✗ path: no provider in the chain can answer" in down.out
 
 
@@ -350,7 +375,8 @@ def test_version_and_exit_codes_in_help() -> None:
 
     assert offload("--version").out.strip() == f"offload, version {__version__}"
     help_text = offload("--help").out
-    assert "Exit codes:" in help_text and "6  context overflow" in help_text
+    assert "Exit codes:" in help_text
+    assert "6  context overflow" in help_text
 
 
 def test_conversations_listing_and_forget(fake: tuple[LMStudioFake, dict[str, str]]) -> None:

@@ -38,11 +38,14 @@ def test_sync_facade_round_trip(served: tuple[LMStudioFake, str], tmp_path: Path
         models = lms.models()
         assert {m.key for m in models} >= {"google/gemma-3-1b", "qwen/qwen3-4b-2507"}
         loaded = lms.load("qwen/qwen3-4b-2507", context_length=8192)
-        assert loaded.instance_id == "qwen/qwen3-4b-2507" and not loaded.already_loaded
+        assert loaded.instance_id == "qwen/qwen3-4b-2507"
+        assert not loaded.already_loaded
         assert lms.load("qwen/qwen3-4b-2507").already_loaded
         result = lms.chat("What is 2+2?", model="qwen/qwen3-4b-2507", max_output_tokens=10)
-        assert result.content == "Four." and result.instance_id == "qwen/qwen3-4b-2507"
-        assert result.usage.input_tokens > 0 and result.timings.total_seconds is not None
+        assert result.content == "Four."
+        assert result.instance_id == "qwen/qwen3-4b-2507"
+        assert result.usage.input_tokens > 0
+        assert result.timings.total_seconds is not None
         events = list(lms.stream_chat("count to three", model="qwen/qwen3-4b-2507"))
         assert isinstance(events[-1], StreamEnd)
         assert "".join(e.text for e in events if isinstance(e, TextDelta)) == events[-1].result.content
@@ -55,9 +58,11 @@ async def test_streaming_reports_jit_load_progress(served: tuple[LMStudioFake, s
     async with AsyncLMStudio(url, state_dir=tmp_path) as lms:
         events = [e async for e in lms.stream_chat("hello", model="google/gemma-4-e4b", reasoning="off")]
     stages = [(e.stage, e.done) for e in events if isinstance(e, Progress)]
-    assert ("model_load", True) in stages and ("prompt_processing", True) in stages
+    assert ("model_load", True) in stages
+    assert ("prompt_processing", True) in stages
     end = events[-1]
-    assert isinstance(end, StreamEnd) and end.result.timings.model_load_time is not None
+    assert isinstance(end, StreamEnd)
+    assert end.result.timings.model_load_time is not None
 
 
 async def test_conversations_from_the_library(served: tuple[LMStudioFake, str], tmp_path: Path) -> None:
@@ -82,7 +87,8 @@ async def test_library_error_kinds(tmp_path: Path) -> None:
             assert missing.value.available == ("tiny/m",)
             with pytest.raises(ContextOverflow) as overflow:
                 await lms.chat("word " * 200, model="tiny/m")
-            assert overflow.value.context_length == 32 and (overflow.value.prompt_tokens or 0) > 32
+            assert overflow.value.context_length == 32
+            assert (overflow.value.prompt_tokens or 0) > 32
             with pytest.raises(ResponseNotFound):
                 await lms.chat("hi", model="tiny/m", previous_response_id="resp_" + "1" * 48)
             fake.fail_next("status:500", count=2)
@@ -114,7 +120,8 @@ async def test_auth_and_unreachable(tmp_path: Path) -> None:
     ) as lms:
         with pytest.raises(Unreachable) as down:
             await lms.models()
-    assert down.value.refused and "lms server start" in str(down.value)
+    assert down.value.refused
+    assert "lms server start" in str(down.value)
 
 
 async def test_settings_come_from_the_environment(
@@ -141,6 +148,7 @@ async def test_concurrent_library_turns_keep_one_chain(
     async with AsyncLMStudio(url, state_dir=tmp_path) as lms:
         results = await asyncio.gather(*(lms.chat(f"turn {i}", conversation="many") for i in range(5)))
     previous = [r.body.get("previous_response_id") for r in fake.requests if r.path == "/api/v1/chat"]
-    assert previous.count(None) == 1 and len(set(previous)) == 5
+    assert previous.count(None) == 1
+    assert len(set(previous)) == 5
     assert lms.conversations.get("many").turns == 5
     assert {r.response_id for r in results} >= {p for p in previous if p}

@@ -63,7 +63,9 @@ def test_openclaw_file_is_valid_input_as_is(tmp_path: Path) -> None:
         ModelRef("anthropic", "claude-opus-4-5"),
     ]
     lms = cfg.providers["lmstudio"]
-    assert lms.api == "openai-responses" and lms.local and lms.base_url == "http://127.0.0.1:1234/v1"
+    assert lms.api == "openai-responses"
+    assert lms.local
+    assert lms.base_url == "http://127.0.0.1:1234/v1"
     assert lms.model("minimax-m2.1-gs32").context_window == 196608  # type: ignore[union-attr]
     assert not cfg.providers["anthropic"].local
     # merge keeps the built-ins under the user's providers
@@ -103,7 +105,8 @@ def test_plain_string_model_and_offload_only_file() -> None:
     only = parse_config(
         {"offload": {"localOnly": True, "savings": {"baseline": "anthropic/claude-sonnet-4-5"}}}, env={}
     )
-    assert only.settings.local_only and only.settings.savings_baseline == "anthropic/claude-sonnet-4-5"
+    assert only.settings.local_only
+    assert only.settings.savings_baseline == "anthropic/claude-sonnet-4-5"
 
 
 def test_env_placeholders_expand_and_missing_ones_are_named() -> None:
@@ -114,8 +117,10 @@ def test_env_placeholders_expand_and_missing_ones_are_named() -> None:
     }
     cfg = parse_config(raw, env={"HOST": "10.0.0.5", "KEY": "sk-local"})
     local = cfg.providers["local"]
-    assert local.base_url == "http://10.0.0.5:8000/v1" and local.api_key == "sk-local"
-    assert local.api == "openai-completions" and local.local  # OpenClaw's default api; private address
+    assert local.base_url == "http://10.0.0.5:8000/v1"
+    assert local.api_key == "sk-local"
+    assert local.api == "openai-completions"
+    assert local.local  # OpenClaw's default api; private address
     with pytest.raises(
         ConfigError, match=r"models.providers.local.apiKey: environment variable KEY is not set"
     ):
@@ -172,7 +177,8 @@ def test_missing_explicit_file_is_an_error_but_default_location_is_optional(tmp_
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.json5", env={})
     cfg = load_config(env={"OFFLOAD_HOME": str(tmp_path)})
-    assert cfg.source is None and "lmstudio" in cfg.providers
+    assert cfg.source is None
+    assert "lmstudio" in cfg.providers
     (tmp_path / "config.json5").write_text("{offload: {localOnly: true}}")
     assert load_config(env={"OFFLOAD_HOME": str(tmp_path)}).settings.local_only
 

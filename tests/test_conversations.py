@@ -14,10 +14,12 @@ from offload.errors import InputError
 async def test_first_turn_then_continuation(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path)
     async with store.turn("work") as turn:
-        assert turn.is_first and turn.previous_response_id is None
+        assert turn.is_first
+        assert turn.previous_response_id is None
         turn.commit("resp_1", "m")
     async with store.turn("work") as turn:
-        assert not turn.is_first and turn.previous_response_id == "resp_1"
+        assert not turn.is_first
+        assert turn.previous_response_id == "resp_1"
         assert turn.state.model == "m"
         turn.commit("resp_2", None)
     state = store.get("work")
@@ -28,7 +30,8 @@ async def test_store_false_turn_changes_nothing(tmp_path: Path) -> None:
     store = ConversationStore(tmp_path)
     async with store.turn("x") as turn:
         turn.commit(None, "m")
-    assert store.get("x").turns == 0 and store.list() == []
+    assert store.get("x").turns == 0
+    assert store.list() == []
 
 
 async def test_concurrent_turns_form_one_chain(tmp_path: Path) -> None:

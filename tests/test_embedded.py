@@ -363,7 +363,8 @@ async def test_summary_is_shorter_than_its_input(provider: EmbeddedProvider) -> 
     assert result.usage.input_tokens > 80
     assert 0 < result.usage.output_tokens <= 64
     assert result.timings.model_load_time is not None  # this call loaded the model
-    assert result.timings.total_seconds is not None and result.timings.total_seconds > 0
+    assert result.timings.total_seconds is not None
+    assert result.timings.total_seconds > 0
     assert "<think>" not in result.content
 
 
@@ -403,7 +404,8 @@ async def test_prompt_longer_than_the_loaded_context_overflows_before_generating
         await provider.chat(ask(f"Summarize:\n\n{long_text}"))
     exc = info.value
     assert exc.context_length == 256
-    assert exc.prompt_tokens is not None and exc.prompt_tokens > exc.context_length
+    assert exc.prompt_tokens is not None
+    assert exc.prompt_tokens > exc.context_length
     assert exc.kind == "context_overflow"
     assert "--context-length" in (exc.remedy or "")
     assert provider._loaded[DEFAULT].llama.n_tokens == 0  # nothing was evaluated
@@ -413,7 +415,8 @@ async def test_prompt_longer_than_the_loaded_context_overflows_before_generating
 async def test_load_reuse_reload_and_unload_frees_the_model(provider: EmbeddedProvider) -> None:
     first = await provider.load(DEFAULT, context_length=512)
     assert (first.instance_id, first.already_loaded) == (DEFAULT, False)
-    assert first.load_time_seconds is not None and first.load_time_seconds > 0
+    assert first.load_time_seconds is not None
+    assert first.load_time_seconds > 0
     assert (await provider.load(DEFAULT, context_length=512)).already_loaded is True
     assert (await provider.load(DEFAULT)).already_loaded is True
     again = await provider.load(DEFAULT, context_length=1024)  # other context: reload

@@ -42,8 +42,10 @@ def test_ask_with_no_lmstudio_uses_the_embedded_engine_and_says_so_once() -> Non
     )
     assert run.code == 0, run.err
     data = run.json()
-    assert data["candidate"] == "embedded/auto" and data["model"] == "smollm2-135m-instruct"
-    assert data["content"].strip() and data["stats"]["output_tokens"] > 0
+    assert data["candidate"] == "embedded/auto"
+    assert data["model"] == "smollm2-135m-instruct"
+    assert data["content"].strip()
+    assert data["stats"]["output_tokens"] > 0
     notices = [line for line in run.err.splitlines() if "embedded engine" in line]
     assert notices == [
         f"offload: LM Studio is not running at {url} — using the embedded engine "
@@ -54,7 +56,8 @@ def test_ask_with_no_lmstudio_uses_the_embedded_engine_and_says_so_once() -> Non
 def test_disabling_the_embedded_engine_in_config(offload_home: Path) -> None:
     write_config(offload_home, "{offload: {embedded: {enabled: false}}}")
     run = offload("ask", "hi", env={"LM_STUDIO_API_URL": down_url()})
-    assert run.code == 3 and "not reachable" in run.err
+    assert run.code == 3
+    assert "not reachable" in run.err
 
 
 def test_summarize_and_extract_on_the_embedded_engine() -> None:
@@ -71,7 +74,8 @@ def test_summarize_and_extract_on_the_embedded_engine() -> None:
     )
     assert summary.code == 0, summary.err
     data = summary.json()
-    assert data["model"] == "embedded/smollm2-135m-instruct" and data["local"] is True
+    assert data["model"] == "embedded/smollm2-135m-instruct"
+    assert data["local"] is True
     assert 0 < len(data["text"].split()) < len(PARAGRAPH.split())
     extracted = offload(
         "extract",
@@ -118,9 +122,12 @@ async def test_lmstudio_fake_speaking_real_model_text(tmp_path: Path) -> None:
                 response_format=JsonSchema(schema),
             )
             structured = await lms.chat(request)
-    assert result.content.strip() and result.response_id
+    assert result.content.strip()
+    assert result.response_id
     deltas = [e.text for e in events if isinstance(e, TextDelta)]
     end = events[-1]
-    assert isinstance(end, StreamEnd) and len(deltas) > 1 and "".join(deltas).strip() == end.result.content
+    assert isinstance(end, StreamEnd)
+    assert len(deltas) > 1
+    assert "".join(deltas).strip() == end.result.content
     jsonschema.validate(json.loads(structured.content), schema)  # via /v1/chat/completions + grammar
     assert [r.path for r in fake.requests if r.method == "POST"][-1] == "/v1/chat/completions"

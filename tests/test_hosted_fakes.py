@@ -148,9 +148,11 @@ async def outcome(
 async def test_openai_chat_round_trip(gpt: OpenAIProvider, oai: OpenAIFake) -> None:
     result = await gpt.chat(ask())
     assert result.content == "This is a fake answer to: What is the capital of France?"
-    assert result.model == "gpt-4o-mini" and result.provider == "openai"
+    assert result.model == "gpt-4o-mini"
+    assert result.provider == "openai"
     assert result.finish_reason == "stop"
-    assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
+    assert result.usage.input_tokens > 0
+    assert result.usage.output_tokens > 0
     [sent] = oai.requests
     assert sent.path == ("/v1/chat/completions" if gpt.api == "openai-completions" else "/v1/responses")
     assert sent.headers["authorization"] == "***"
@@ -167,7 +169,8 @@ async def test_openai_stream_deltas_join_to_the_final_content(gpt: OpenAIProvide
         == result.content
         == "This is a fake answer to: Tell me a short story about a lighthouse keeper"
     )
-    assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
+    assert result.usage.input_tokens > 0
+    assert result.usage.output_tokens > 0
     assert result.timings.total_seconds is not None
     body = oai.requests[-1].body
     assert body["stream"] is True
@@ -194,10 +197,12 @@ async def test_openai_request_shapes_reach_the_server(gpt: OpenAIProvider, oai: 
     body = oai.requests[-1].body
     assert body["temperature"] == 0.1
     if gpt.api == "openai-completions":
-        assert body["max_tokens"] == 300 and body["reasoning_effort"] == "low"
+        assert body["max_tokens"] == 300
+        assert body["reasoning_effort"] == "low"
         assert body["messages"][1]["content"][1] == {"type": "image_url", "image_url": {"url": PNG}}
     else:
-        assert body["max_output_tokens"] == 300 and body["reasoning"] == {"effort": "low"}
+        assert body["max_output_tokens"] == 300
+        assert body["reasoning"] == {"effort": "low"}
         assert body["instructions"] == "Answer briefly."
         assert body["input"][0]["content"][1]["type"] == "input_image"
 
@@ -237,7 +242,8 @@ async def test_openai_faults_map_to_error_classes(
     with pytest.raises(kind) as caught:
         await outcome(gpt, ask(), stream)
     assert type(caught.value) is kind
-    assert caught.value.provider == "openai" and caught.value.address == oai.base_url
+    assert caught.value.provider == "openai"
+    assert caught.value.address == oai.base_url
     if kind is RateLimited:
         assert caught.value.retry_after == 7  # type: ignore[attr-defined]
     assert len(oai.requests) == 1  # providers never retry
@@ -345,7 +351,8 @@ async def test_wrong_base_urls_are_told_apart_from_unknown_models(
     try:
         with pytest.raises(BadResponse) as caught:
             await no_v1.chat(ask())
-        assert "/v1" in (caught.value.remedy or "") and caught.value.status == 404
+        assert "/v1" in (caught.value.remedy or "")
+        assert caught.value.status == 404
         with pytest.raises(BadResponse):
             await extra.chat(ask(model=CLAUDE))
     finally:
@@ -411,11 +418,14 @@ async def test_anthropic_chat_round_trip(claude: AnthropicProvider, ant: Anthrop
     result = await claude.chat(ask(model=CLAUDE, temperature=0.5))
     assert result.content == "This is a fake answer to: What is the capital of France?"
     assert (result.model, result.provider, result.finish_reason) == (CLAUDE, "anthropic", "stop")
-    assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
+    assert result.usage.input_tokens > 0
+    assert result.usage.output_tokens > 0
     [sent] = ant.requests
     assert sent.path == "/v1/messages"
-    assert sent.headers["x-api-key"] == "***" and sent.headers["anthropic-version"] == "2023-06-01"
-    assert sent.body["system"] == "Answer briefly." and sent.body["max_tokens"] == 4096
+    assert sent.headers["x-api-key"] == "***"
+    assert sent.headers["anthropic-version"] == "2023-06-01"
+    assert sent.body["system"] == "Answer briefly."
+    assert sent.body["max_tokens"] == 4096
     assert sent.body["temperature"] == 0.5
     assert claude.address == ant.url
 
@@ -427,14 +437,16 @@ async def test_anthropic_stream_deltas_join_to_the_final_content(claude: Anthrop
     assert sum(isinstance(e, TextDelta) for e in seen) > 3
     assert joined(seen) == result.content
     assert result.content.startswith("This is a fake answer to: Tell me")
-    assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
+    assert result.usage.input_tokens > 0
+    assert result.usage.output_tokens > 0
 
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_anthropic_thinking(claude: AnthropicProvider, ant: AnthropicFake, stream: bool) -> None:
     result = await outcome(claude, ask(model=CLAUDE, reasoning="low", max_output_tokens=500), stream)
     assert result.reasoning.startswith("The user asks:")
-    assert result.reasoning not in result.content and result.content
+    assert result.reasoning not in result.content
+    assert result.content
     body = ant.requests[-1].body
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
     assert body["max_tokens"] == 1524
@@ -545,7 +557,8 @@ def test_sdk_chat_completion(openai_sdk: openai.OpenAI) -> None:
     )
     assert completion.choices[0].message.content == "This is a fake answer to: Hi there"
     assert completion.choices[0].finish_reason == "stop"
-    assert completion.usage is not None and completion.usage.total_tokens > 0
+    assert completion.usage is not None
+    assert completion.usage.total_tokens > 0
     assert completion.model == "gpt-4o"
 
 
@@ -560,7 +573,8 @@ def test_sdk_chat_stream_with_usage(openai_sdk: openai.OpenAI) -> None:
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "This is a fake answer to: Count to three please"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
-    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens > 0
 
 
@@ -579,15 +593,18 @@ def test_sdk_structured_output(openai_sdk: openai.OpenAI) -> None:
 def test_sdk_responses_create_and_stream(openai_sdk: openai.OpenAI) -> None:
     response = openai_sdk.responses.create(model="gpt-4o", input="Hello", instructions="Be brief.")
     assert response.output_text == "This is a fake answer to: Hello"
-    assert response.id.startswith("resp_") and response.status == "completed"
-    assert response.usage is not None and response.usage.output_tokens > 0
+    assert response.id.startswith("resp_")
+    assert response.status == "completed"
+    assert response.usage is not None
+    assert response.usage.output_tokens > 0
     follow = openai_sdk.responses.create(model="gpt-4o", input="And?", previous_response_id=response.id)
     assert follow.previous_response_id == response.id
     with openai_sdk.responses.stream(model="gpt-4o", input="Stream me a line") as stream:
         kinds = [event.type for event in stream]
         final = stream.get_final_response()
     assert final.output_text == "This is a fake answer to: Stream me a line"
-    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert kinds[0] == "response.created"
+    assert kinds[-1] == "response.completed"
     assert "response.output_text.delta" in kinds
 
 
@@ -613,7 +630,8 @@ def test_sdk_error_classes(
     with pytest.raises(error) as caught:
         openai_sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
     assert caught.value.code == code
-    assert isinstance(caught.value.body, dict) and set(caught.value.body) == {
+    assert isinstance(caught.value.body, dict)
+    assert set(caught.value.body) == {
         "message",
         "type",
         "param",
@@ -658,9 +676,11 @@ def test_anthropic_sdk_create(anthropic_sdk: anthropic.Anthropic) -> None:
     message = anthropic_sdk.messages.create(
         model=CLAUDE, max_tokens=256, system="Be brief.", messages=[{"role": "user", "content": "Hello"}]
     )
-    assert message.content[0].type == "text" and message.content[0].text == "This is a fake answer to: Hello"
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "This is a fake answer to: Hello"
     assert message.stop_reason == "end_turn"
-    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    assert message.usage.input_tokens > 0
+    assert message.usage.output_tokens > 0
 
 
 def test_anthropic_sdk_stream_with_thinking(anthropic_sdk: anthropic.Anthropic) -> None:
@@ -687,7 +707,8 @@ def test_anthropic_sdk_forced_tool(anthropic_sdk: anthropic.Anthropic) -> None:
         messages=[{"role": "user", "content": "Rate"}],
     )
     [block] = message.content
-    assert block.type == "tool_use" and block.name == "rating"
+    assert block.type == "tool_use"
+    assert block.name == "rating"
     jsonschema.validate(block.input, SCHEMA)
     assert message.stop_reason == "tool_use"
 
@@ -729,7 +750,9 @@ def test_anthropic_sdk_error_classes(
         )
     assert caught.value.status_code == fault
     body = caught.value.body
-    assert isinstance(body, dict) and body["type"] == "error" and body["error"]["type"] == kind
+    assert isinstance(body, dict)
+    assert body["type"] == "error"
+    assert body["error"]["type"] == kind
     assert caught.value.request_id  # the request-id header
 
 

@@ -208,7 +208,8 @@ def test_migrate_creates_the_exact_schema_and_rerunning_is_a_no_op(tmp_path: Pat
         conn.close()
     second = schema.connect(path)  # another connection (another process) sees it all applied
     try:
-        assert schema.pending(second) == [] and schema.migrate(second) == []
+        assert schema.pending(second) == []
+        assert schema.migrate(second) == []
     finally:
         second.close()
 
@@ -228,7 +229,8 @@ def test_a_new_migration_is_appended_and_only_it_runs(
         schema.migrate(conn)
         monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, m003_example])
         assert schema.migrate(conn) == ["m003_example"]
-        assert schema.migrate(conn) == [] and ran == ["m003"]
+        assert schema.migrate(conn) == []
+        assert ran == ["m003"]
         assert [r[1] for r in conn.execute("PRAGMA table_info(calls)")][-1] == "note"
     finally:
         conn.close()
@@ -263,24 +265,30 @@ def test_the_default_file_is_in_the_data_dir(offload_home: Path) -> None:
 
 def test_a_local_call_avoids_exactly_the_baseline_price(tmp_path: Path) -> None:
     [row] = write(tmp_path / "u.db", config(), ok(config(), "local/small", 1_000_000, 500_000))
-    assert row["avoided_nusd"] == 10_500_000_000 and row["cost_nusd"] == 0 and row["priced"] == 1
-    assert row["local"] == 1 and row["baseline"] == "anthropic/claude-sonnet-4-5"
+    assert row["avoided_nusd"] == 10_500_000_000
+    assert row["cost_nusd"] == 0
+    assert row["priced"] == 1
+    assert row["local"] == 1
+    assert row["baseline"] == "anthropic/claude-sonnet-4-5"
     with Ledger.open_readonly(tmp_path / "u.db") as reader:
         [call] = reader.recent()
-        assert call.avoided_usd == Decimal("10.5") and call.cost_usd == 0
+        assert call.avoided_usd == Decimal("10.5")
+        assert call.cost_usd == 0
         assert reader.summary().totals.avoided_usd == Decimal("10.5")
 
 
 def test_a_hosted_call_costs_its_price_and_avoids_nothing(tmp_path: Path) -> None:
     cfg = config()
     [row] = write(tmp_path / "u.db", cfg, ok(cfg, "cloud/big", 200_000, 100_000))
-    assert row["cost_nusd"] == 700_000_000 and row["avoided_nusd"] == 0 and row["priced"] == 1
-    assert (
-        row["input_tokens"] == 200_000
-        and row["output_tokens"] == 100_000
-        and row["reasoning_tokens"] == 10_000
-    )
-    assert row["local"] == 0 and row["ttft_seconds"] == 0.25 and row["outcome"] == "ok"
+    assert row["cost_nusd"] == 700_000_000
+    assert row["avoided_nusd"] == 0
+    assert row["priced"] == 1
+    assert row["input_tokens"] == 200_000
+    assert row["output_tokens"] == 100_000
+    assert row["reasoning_tokens"] == 10_000
+    assert row["local"] == 0
+    assert row["ttft_seconds"] == 0.25
+    assert row["outcome"] == "ok"
 
 
 def test_fractional_prices_and_sums_stay_exact(tmp_path: Path) -> None:
@@ -306,24 +314,31 @@ def test_failures_cost_nothing_and_keep_a_short_secret_free_error(tmp_path: Path
     cfg = config()
     error = AuthError("401 invalid x-api-key sk-ant-abcdefghijklmnop; token=hunter2 " + "x" * 500, status=401)
     [row] = write(tmp_path / "u.db", cfg, failed(cfg, "cloud/big", error))
-    assert row["outcome"] == "auth" and row["cost_nusd"] == 0 and row["avoided_nusd"] == 0
-    assert row["input_tokens"] == 0 and row["output_tokens"] == 0
-    assert row["error"].startswith("auth 401: 401 invalid x-api-key ***") and len(row["error"]) <= 300
-    assert "abcdefghijklmnop" not in row["error"] and "hunter2" not in row["error"]
+    assert row["outcome"] == "auth"
+    assert row["cost_nusd"] == 0
+    assert row["avoided_nusd"] == 0
+    assert row["input_tokens"] == 0
+    assert row["output_tokens"] == 0
+    assert row["error"].startswith("auth 401: 401 invalid x-api-key ***")
+    assert len(row["error"]) <= 300
+    assert "abcdefghijklmnop" not in row["error"]
+    assert "hunter2" not in row["error"]
 
 
 def test_a_hosted_model_without_a_price_is_flagged_unpriced(tmp_path: Path) -> None:
     cfg = config()
     path = tmp_path / "u.db"
     [row] = write(path, cfg, ok(cfg, "cloud/mystery", 1000, 1000))
-    assert row["priced"] == 0 and row["cost_nusd"] == 0
+    assert row["priced"] == 0
+    assert row["cost_nusd"] == 0
     with Ledger.open_readonly(path) as reader:
         assert reader.summary().totals.unpriced_calls == 1
 
 
 def test_default_baseline_prices_local_calls_when_none_is_configured(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "u.db", config(localOnly=False))
-    assert ledger.baseline is not None and ledger.baseline.ref == "anthropic/claude-sonnet-4-5"
+    assert ledger.baseline is not None
+    assert ledger.baseline.ref == "anthropic/claude-sonnet-4-5"
     ledger.close()
 
 
@@ -331,19 +346,24 @@ def test_without_a_baseline_local_calls_avoid_nothing_and_the_report_says_so(tmp
     cfg = config_without_baseline()
     path = tmp_path / "u.db"
     ledger = Ledger(path, cfg)
-    assert ledger.baseline is None and ledger.baseline_problem == "no savings baseline configured"
+    assert ledger.baseline is None
+    assert ledger.baseline_problem == "no savings baseline configured"
     ledger.record(ok(cfg, "local/small", 1_000_000, 500_000))
     summary = ledger.summary()
     ledger.close()
-    assert summary.totals.avoided_usd == 0 and summary.totals.unbaselined_local_calls == 1
-    assert summary.baselines == () and "savings" in BASELINE_HINT and "baseline" in BASELINE_HINT
+    assert summary.totals.avoided_usd == 0
+    assert summary.totals.unbaselined_local_calls == 1
+    assert summary.baselines == ()
+    assert "savings" in BASELINE_HINT
+    assert "baseline" in BASELINE_HINT
     assert rows(path)[0]["baseline"] is None
 
 
 def test_an_unpriced_baseline_is_explained(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "u.db", config(savings={"baseline": "cloud/mystery"}))
     assert ledger.baseline is None
-    assert ledger.baseline_problem is not None and "cloud/mystery has no price" in ledger.baseline_problem
+    assert ledger.baseline_problem is not None
+    assert "cloud/mystery has no price" in ledger.baseline_problem
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -353,9 +373,11 @@ def test_text_is_not_stored_by_default(tmp_path: Path) -> None:
     cfg = config()
     path = tmp_path / "u.db"
     [row] = write(path, cfg, ok(cfg, "local/small", 10, 10, answer="a mauve giraffe"))
-    assert row["prompt"] is None and row["answer"] is None
+    assert row["prompt"] is None
+    assert row["answer"] is None
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
-    assert b"purple elephant" not in raw and b"mauve giraffe" not in raw
+    assert b"purple elephant" not in raw
+    assert b"mauve giraffe" not in raw
 
 
 def test_text_is_stored_when_the_config_says_so(tmp_path: Path) -> None:
@@ -381,7 +403,8 @@ async def test_a_router_with_the_ledger_as_observer_records_every_attempt(tmp_pa
     router.pool.put("cloud", cloud)
     first = await router.chat(REQ, CallOptions(task="summarize"))
     second = await router.chat(REQ, CallOptions(task="summarize"))
-    assert first.result.content == "cloud answer" and second.result.content == "local answer"
+    assert first.result.content == "cloud answer"
+    assert second.result.content == "local answer"
     calls = ledger.recent()
     ledger.close()
     assert [(c.name, c.outcome, c.failover) for c in reversed(calls)] == [
@@ -451,10 +474,12 @@ async def test_concurrent_tasks_threads_and_processes_lose_no_row(tmp_path: Path
     for t in pool:
         t.join()
     outputs = [p.communicate()[0].strip() for p in procs]
-    assert [p.returncode for p in procs] == [0] * processes and outputs == ["0"] * processes
+    assert [p.returncode for p in procs] == [0] * processes
+    assert outputs == ["0"] * processes
     threaded.close()
     routed.close()
-    assert threaded.dropped == 0 and routed.dropped == 0
+    assert threaded.dropped == 0
+    assert routed.dropped == 0
     with Ledger.open_readonly(path) as reader:
         assert reader.count() == processes * per_process + threads * per_thread + tasks
         by_task = {b.key: b.calls for b in reader.summary().by_task}
@@ -479,7 +504,8 @@ def test_a_failing_writer_never_reaches_the_caller_and_says_so_once(
     ledger.close()
     assert ledger.dropped == 3
     err = capsys.readouterr().err
-    assert err.count("usage ledger cannot write") == 1 and "not-a-dir" in err
+    assert err.count("usage ledger cannot write") == 1
+    assert "not-a-dir" in err
 
 
 def test_the_writer_recovers_after_a_failed_batch(
@@ -499,7 +525,8 @@ def test_the_writer_recovers_after_a_failed_batch(
     monkeypatch.undo()
     ledger.record(ok(cfg, "local/small", 2, 2))
     ledger.close()
-    assert ledger.dropped == 1 and [r["input_tokens"] for r in rows(tmp_path / "u.db")] == [2]
+    assert ledger.dropped == 1
+    assert [r["input_tokens"] for r in rows(tmp_path / "u.db")] == [2]
     assert "disk on fire" in capsys.readouterr().err
 
 
@@ -526,9 +553,11 @@ def test_summary_totals_and_rates(tmp_path: Path) -> None:
     assert (t.calls, t.ok_calls, t.failed_calls, t.local_calls, t.hosted_calls) == (6, 5, 1, 3, 2)
     assert (t.local_input_tokens, t.local_output_tokens) == (1_012_000, 506_000)
     assert (t.hosted_input_tokens, t.hosted_output_tokens) == (300_000, 120_000)
-    assert t.spent_usd == Decimal("0.9") and t.avoided_usd == Decimal("10.626")
+    assert t.spent_usd == Decimal("0.9")
+    assert t.avoided_usd == Decimal("10.626")
     assert t.local_share == pytest.approx(3 / 5)
-    assert t.escalation_rate == pytest.approx(1 / 5) and t.failover_rate == pytest.approx(1 / 5)
+    assert t.escalation_rate == pytest.approx(1 / 5)
+    assert t.failover_rate == pytest.approx(1 / 5)
     assert t.median_latency == 2.0
     assert s.baselines == ("anthropic/claude-sonnet-4-5",)
     assert (s.first_ts, s.last_ts) == (at("2026-11-01", 10), at("2026-11-04", 8))
@@ -549,12 +578,15 @@ def test_summary_breakdowns_by_day_task_and_model(tmp_path: Path) -> None:
         (None, 1, 1, 1.0),
     ]
     code = s.by_task[0]
-    assert code.escalation_rate == 0.5 and code.failover_rate == 0.5 and code.failed_calls == 1
+    assert code.escalation_rate == 0.5
+    assert code.failover_rate == 0.5
+    assert code.failed_calls == 1
     assert [(m.key, m.local, m.calls, m.median_latency) for m in s.by_model] == [
         ("local/small", True, 4, 1.0),
         ("cloud/big", False, 2, 3.5),
     ]
-    assert s.by_model[0].avoided_usd == Decimal("10.626") and s.by_model[1].spent_usd == Decimal("0.9")
+    assert s.by_model[0].avoided_usd == Decimal("10.626")
+    assert s.by_model[1].spent_usd == Decimal("0.9")
 
 
 def test_since_and_until_select_a_window(tmp_path: Path) -> None:
@@ -563,10 +595,15 @@ def test_since_and_until_select_a_window(tmp_path: Path) -> None:
         later = reader.summary(since=parse_when("2026-11-02"))
         earlier = reader.summary(until=parse_when("2026-11-02"))
         nothing = reader.summary(since=parse_when("2027-01-01"))
-    assert later.totals.calls == 4 and [d.key for d in later.by_day] == ["2026-11-02", "2026-11-04"]
-    assert later.totals.avoided_usd == Decimal("0.105") and later.totals.spent_usd == Decimal("0.9")
-    assert earlier.totals.calls == 2 and earlier.totals.avoided_usd == Decimal("10.521")
-    assert nothing.empty and nothing.by_day == () and nothing.totals.median_latency is None
+    assert later.totals.calls == 4
+    assert [d.key for d in later.by_day] == ["2026-11-02", "2026-11-04"]
+    assert later.totals.avoided_usd == Decimal("0.105")
+    assert later.totals.spent_usd == Decimal("0.9")
+    assert earlier.totals.calls == 2
+    assert earlier.totals.avoided_usd == Decimal("10.521")
+    assert nothing.empty
+    assert nothing.by_day == ()
+    assert nothing.totals.median_latency is None
 
 
 def test_recent_is_newest_first_and_filters(tmp_path: Path) -> None:
@@ -577,12 +614,14 @@ def test_recent_is_newest_first_and_filters(tmp_path: Path) -> None:
         assert {c.name for c in reader.recent(model="cloud/big")} == {"cloud/big"}
         assert len(reader.recent(model="small")) == 4
         [failure] = reader.recent(outcome="unreachable")
-        assert failure.error == "unreachable: connection refused" and failure.cost_usd == 0
+        assert failure.error == "unreachable: connection refused"
+        assert failure.cost_usd == 0
 
 
 def test_a_missing_file_reads_as_an_empty_ledger(tmp_path: Path) -> None:
     with Ledger.open_readonly(tmp_path / "nothing-here.sqlite3") as reader:
-        assert reader.summary().empty and reader.recent() == []
+        assert reader.summary().empty
+        assert reader.recent() == []
     assert not (tmp_path / "nothing-here.sqlite3").exists()
 
 

@@ -412,6 +412,8 @@ def test_error_bodies_map_to_the_right_class(status: int, body: Any, kind: type[
 
 def test_rate_limit_keeps_retry_after_and_bad_request_does_not_fail_over() -> None:
     limited = wire.classify_error(429, err("rate_limit_error", "slow"), CTX, retry_after=4.0)
-    assert isinstance(limited, RateLimited) and limited.retry_after == 4.0
+    assert isinstance(limited, RateLimited)
+    assert limited.retry_after == 4.0
     bad = wire.classify_error(400, err("invalid_request_error", "max_tokens: Field required"), CTX)
-    assert isinstance(bad, InvalidRequest) and bad.failover is False
+    assert isinstance(bad, InvalidRequest)
+    assert bad.failover is False

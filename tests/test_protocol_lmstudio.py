@@ -38,7 +38,8 @@ def test_every_recorded_body_parses_as_json_and_has_a_reader() -> None:
         elif name.startswith("api-v1-chat"):
             assert wire.parse_chat(body).content == "Hi."
         else:  # OpenAI-compatible bodies: read by offload.protocols.openai_* (their own tests)
-            assert name.startswith("v1-") and body["id"]
+            assert name.startswith("v1-")
+            assert body["id"]
 
 
 def test_model_list_reads_every_field() -> None:
@@ -51,22 +52,31 @@ def test_model_list_reads_every_field() -> None:
         "text-embedding-nomic-embed-text-v1.5",
     ]
     e4b = models["google/gemma-4-e4b"]
-    assert e4b.vision and e4b.tool_use
-    assert e4b.reasoning_options == ("off", "on") and e4b.reasoning_default == "on"
-    assert e4b.quantization == "4bit" and e4b.bits_per_weight == 4 and e4b.size_bytes == 6861915950
+    assert e4b.vision
+    assert e4b.tool_use
+    assert e4b.reasoning_options == ("off", "on")
+    assert e4b.reasoning_default == "on"
+    assert e4b.quantization == "4bit"
+    assert e4b.bits_per_weight == 4
+    assert e4b.size_bytes == 6861915950
     assert not e4b.loaded
     gemma = models["google/gemma-3-1b"]
-    assert gemma.loaded and gemma.loaded_instances[0].id == "google/gemma-3-1b"
-    assert gemma.loaded_instances[0].context_length == 8192 and gemma.loaded_instances[0].parallel == 4
+    assert gemma.loaded
+    assert gemma.loaded_instances[0].id == "google/gemma-3-1b"
+    assert gemma.loaded_instances[0].context_length == 8192
+    assert gemma.loaded_instances[0].parallel == 4
     assert gemma.loaded_instances[0].config["reasoning_budget_message"] == ""
     nomic = models["text-embedding-nomic-embed-text-v1.5"]
-    assert nomic.type == "embedding" and not nomic.is_llm and nomic.architecture is None
+    assert nomic.type == "embedding"
+    assert not nomic.is_llm
+    assert nomic.architecture is None
     assert nomic.loaded_context_length == 2048
 
 
 def test_load_and_unload_replies() -> None:
     load = wire.parse_load(recorded("api-v1-models-load"))
-    assert load.instance_id == "google/gemma-3-1b" and load.load_time_seconds == 7.882
+    assert load.instance_id == "google/gemma-3-1b"
+    assert load.load_time_seconds == 7.882
     legacy = wire.parse_load({"model_instance_id": "x:2", "load_time_seconds": 1.0})
     assert legacy.instance_id == "x:2"
     with pytest.raises(BadResponse):
@@ -76,7 +86,8 @@ def test_load_and_unload_replies() -> None:
 def test_chat_reply_stored_and_not_stored() -> None:
     stored = wire.parse_chat(recorded("api-v1-chat-stored"))
     assert stored.response_id == "resp_61f4b36a50a69b19bc133d2d364774c1e4a569fa1bfab1e0"
-    assert stored.usage.input_tokens == 15 and stored.usage.output_tokens == 3
+    assert stored.usage.input_tokens == 15
+    assert stored.usage.output_tokens == 3
     assert stored.timings.time_to_first_token == 0.223
     assert stored.instance_id == "google/gemma-3-1b"
     assert wire.parse_chat(recorded("api-v1-chat-store-false")).response_id is None
@@ -113,12 +124,14 @@ def test_reasoning_never_lands_in_content() -> None:
 def test_recorded_errors_classify(name: str, status: int, kind: type[Exception]) -> None:
     err = classify(status, recorded(name), CTX)
     assert type(err) is kind
-    assert err.provider == "lmstudio" and err.status == status
+    assert err.provider == "lmstudio"
+    assert err.status == status
 
 
 def test_context_overflow_is_not_retried_and_fails_over() -> None:
     err = classify(500, recorded("error-500-api-v1-chat-context-overflow"), CTX)
-    assert not err.retryable and err.failover
+    assert not err.retryable
+    assert err.failover
 
 
 def test_other_error_shapes() -> None:
@@ -144,7 +157,8 @@ def test_other_error_shapes() -> None:
         }
     }
     bad = classify(400, extra, CTX)
-    assert isinstance(bad, InvalidRequest) and not bad.failover
+    assert isinstance(bad, InvalidRequest)
+    assert not bad.failover
     assert isinstance(classify(503, "Service Unavailable", CTX), ServerError)
     assert isinstance(
         classify(404, {"error": {"message": "x", "type": "model_not_found"}}, CTX), ModelNotFound
@@ -200,7 +214,8 @@ def test_stream_events_map_to_core_events() -> None:
     assert wire.parse_event("", {"type": "chat.start", "model_instance_id": "m"}, CTX) is None
     assert wire.parse_event("", {"type": "some.future.event"}, CTX) is None
     end = wire.parse_event("", {"type": "chat.end", "result": recorded("api-v1-chat-stored")}, CTX)
-    assert isinstance(end, StreamEnd) and end.result.content == "Hi."
+    assert isinstance(end, StreamEnd)
+    assert end.result.content == "Hi."
     with pytest.raises(ContextOverflow):
         wire.parse_event(
             "error",

@@ -64,7 +64,8 @@ def test_chat_body_carries_every_role_and_images_as_parts() -> None:
         {"type": "text", "text": "What is this?"},
         {"type": "image_url", "image_url": {"url": IMAGE}},
     ]
-    assert "stream" not in body and "stream_options" not in body
+    assert "stream" not in body
+    assert "stream_options" not in body
     assert not {"temperature", "top_p", "max_tokens", "reasoning_effort", "response_format"} & set(body)
 
 
@@ -392,11 +393,13 @@ def test_rate_limit_keeps_retry_after_and_invalid_request_does_not_fail_over() -
     limited = chat.classify_error(
         429, err("Rate limit reached", "requests", "rate_limit_exceeded"), CTX, retry_after=2.5
     )
-    assert isinstance(limited, RateLimited) and limited.retry_after == 2.5 and limited.retryable
+    assert isinstance(limited, RateLimited)
+    assert limited.retry_after == 2.5
+    assert limited.retryable
     invalid = chat.classify_error(400, err("Invalid 'temperature'.", param="temperature"), CTX)
-    assert (
-        isinstance(invalid, InvalidRequest) and invalid.failover is False and invalid.param == "temperature"
-    )
+    assert isinstance(invalid, InvalidRequest)
+    assert invalid.failover is False
+    assert invalid.param == "temperature"
 
 
 # --- responses: request ----------------------------------------------------------------------

@@ -68,7 +68,8 @@ async def test_non_transient_errors_raise_at_once(error: ProviderError) -> None:
     fn, calls = failing([error])
     with pytest.raises(type(error)):
         await call_with_retry(fn, RetryPolicy(), sleep=clock.sleep, clock=clock)
-    assert calls["n"] == 1 and clock.sleeps == []
+    assert calls["n"] == 1
+    assert clock.sleeps == []
 
 
 async def test_attempt_budget_is_bounded() -> None:
@@ -84,7 +85,8 @@ async def test_total_time_budget_is_bounded() -> None:
     fn, calls = failing([RateLimited("x", retry_after=50.0), RateLimited("y", retry_after=50.0)])
     with pytest.raises(RateLimited, match="y"):
         await call_with_retry(fn, RetryPolicy(attempts=5, budget=60.0), sleep=clock.sleep, clock=clock)
-    assert calls["n"] == 2 and clock.sleeps == [50.0]
+    assert calls["n"] == 2
+    assert clock.sleeps == [50.0]
 
 
 def test_jitter_stays_within_bounds() -> None:
@@ -111,7 +113,8 @@ async def test_stream_retried_only_before_first_event() -> None:
             flaky_before, RetryPolicy(jitter=0.0), sleep=clock.sleep, clock=clock
         )
     ]
-    assert out == ["a", "b"] and starts["n"] == 2
+    assert out == ["a", "b"]
+    assert starts["n"] == 2
 
     async def dies_midway() -> AsyncIterator[str]:
         starts["n"] += 1
@@ -127,7 +130,8 @@ async def test_stream_retried_only_before_first_event() -> None:
 
     with pytest.raises(Unreachable):
         await consume()
-    assert got == ["partial"] and starts["n"] == 1
+    assert got == ["partial"]
+    assert starts["n"] == 1
 
 
 @pytest.mark.parametrize(

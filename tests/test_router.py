@@ -87,8 +87,11 @@ async def test_primary_answers_without_touching_the_fallback() -> None:
     router, local, cloud, notes, events, _ = make()
     local.add("a cat sat")
     routed = await router.chat(REQ)
-    assert routed.result.content == "a cat sat" and routed.candidate.name == "local/small"
-    assert not routed.failed_over and cloud.calls == [] and notes == []
+    assert routed.result.content == "a cat sat"
+    assert routed.candidate.name == "local/small"
+    assert not routed.failed_over
+    assert cloud.calls == []
+    assert notes == []
     assert local.calls[0].model == "small"
     assert [e.outcome for e in events] == ["ok"]
 
@@ -113,9 +116,13 @@ async def test_each_failover_kind_moves_to_the_next_candidate(error: ProviderErr
     cloud.add("from the cloud")
     routed = await router.chat(REQ)
     assert routed.result.content == "from the cloud"
-    assert routed.failed_over and routed.attempts[0].outcome == "failed"
-    assert routed.attempts[0].error is not None and error.kind in routed.attempts[0].error
-    assert len(notes) == 1 and "local/small failed" in notes[0] and "→ trying cloud/big" in notes[0]
+    assert routed.failed_over
+    assert routed.attempts[0].outcome == "failed"
+    assert routed.attempts[0].error is not None
+    assert error.kind in routed.attempts[0].error
+    assert len(notes) == 1
+    assert "local/small failed" in notes[0]
+    assert "→ trying cloud/big" in notes[0]
     assert [e.outcome for e in events] == [error.kind, "ok"]
     assert events[1].failover
 
@@ -126,14 +133,17 @@ async def test_refused_connection_fails_over_without_retrying() -> None:
     cloud.add("ok")
     start = clock.now
     await router.chat(REQ)
-    assert len(local.calls) == 1 and clock.now == start  # no retry sleep
+    assert len(local.calls) == 1
+    assert clock.now == start  # no retry sleep
 
 
 async def test_transient_errors_are_retried_on_the_same_candidate_first() -> None:
     router, local, cloud, notes, _, _ = make()
     local.add(ServerError("503 loading"), "recovered")
     routed = await router.chat(REQ)
-    assert routed.result.content == "recovered" and len(local.calls) == 2 and cloud.calls == []
+    assert routed.result.content == "recovered"
+    assert len(local.calls) == 2
+    assert cloud.calls == []
     assert notes == []
 
 
@@ -158,7 +168,8 @@ async def test_everything_failing_lists_every_attempt() -> None:
         await router.chat(REQ)
     msg = str(info.value)
     assert msg.startswith("all 2 candidates failed: local/small unreachable")
-    assert "at http://127.0.0.1:9" in msg and "cloud/big auth: 401 invalid key" in msg
+    assert "at http://127.0.0.1:9" in msg
+    assert "cloud/big auth: 401 invalid key" in msg
     assert info.value.exit_code == 10
 
 
@@ -176,11 +187,13 @@ async def test_cooldown_skips_a_failing_candidate_then_probes_it_again() -> None
     await router.chat(REQ)
     assert router.cooldowns.remaining("local/small") == 30.0
     routed = await router.chat(REQ)  # skipped while cooling: no call reaches it
-    assert len(local.calls) == 1 and routed.attempts[0].error == "cooling down (30s left)"
+    assert len(local.calls) == 1
+    assert routed.attempts[0].error == "cooling down (30s left)"
     clock.now += 31
     local.add(Unreachable("still down", refused=True))
     await router.chat(REQ)  # probed once the cooldown ended, failed again: 60 s now
-    assert len(local.calls) == 2 and router.cooldowns.remaining("local/small") == 60.0
+    assert len(local.calls) == 2
+    assert router.cooldowns.remaining("local/small") == 60.0
     clock.now += 61
     local.add(Unreachable("down", refused=True))
     await router.chat(REQ)
@@ -246,14 +259,14 @@ async def test_context_precheck_skips_small_windows_and_fails_early_when_nothing
     cloud.add("big window")
     long = ChatRequest.from_prompt("word " * 5000)  # ~7k tokens: not for a 4096 window
     routed = await router.chat(long)
-    assert routed.result.content == "big window" and local.calls == []
+    assert routed.result.content == "big window"
+    assert local.calls == []
     assert routed.attempts[0].error == "context window 4096 < ~7151 tokens needed"
     huge = ChatRequest.from_prompt("word " * 200_000)
     with pytest.raises(ContextOverflow, match="fits no candidate") as info:
         await router.chat(huge)
-    assert "local/small context window 4096" in str(info.value) and "cloud/big context window 200000" in str(
-        info.value
-    )
+    assert "local/small context window 4096" in str(info.value)
+    assert "cloud/big context window 200000" in str(info.value)
     assert cloud.calls == [long.with_model("big")]
 
 
@@ -263,8 +276,10 @@ async def test_stream_fails_over_before_content_but_not_after() -> None:
     cloud.add("streamed from cloud")
     stream = router.stream(REQ)
     text = "".join([e.text async for e in stream if isinstance(e, TextDelta)])
-    assert text == "streamed from cloud" and stream.routed is not None
-    assert stream.routed.candidate.name == "cloud/big" and notes
+    assert text == "streamed from cloud"
+    assert stream.routed is not None
+    assert stream.routed.candidate.name == "cloud/big"
+    assert notes
 
     class Dying(ScriptedProvider):
         async def stream_chat(self, request: ChatRequest):  # type: ignore[no-untyped-def,override]
@@ -282,7 +297,8 @@ async def test_stream_fails_over_before_content_but_not_after() -> None:
 
     with pytest.raises(ServerError):
         await consume()
-    assert got == ["partial"] and cloud2.calls == []
+    assert got == ["partial"]
+    assert cloud2.calls == []
 
 
 async def test_previous_response_id_only_goes_to_thread_capable_candidates() -> None:

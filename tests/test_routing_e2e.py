@@ -96,8 +96,10 @@ def test_local_first_answers_locally_and_never_calls_hosted(
     run = offload("--config", str(cfg), "ask", "hi", "--json", env=ENV)
     assert run.code == 0, run.err
     data = run.json()
-    assert data["content"] == "Local answer." and data["candidate"] == "lmstudio/google/gemma-3-1b"
-    assert data["local"] is True and not data["failed_over"]
+    assert data["content"] == "Local answer."
+    assert data["candidate"] == "lmstudio/google/gemma-3-1b"
+    assert data["local"] is True
+    assert not data["failed_over"]
     assert [r.path for r in lms.requests] == ["/v1/responses"]  # api: openai-responses, as in the guide
     assert claude.requests == []
 
@@ -116,7 +118,8 @@ def test_local_first_fails_over_visibly_when_lmstudio_is_down(
     )
     run = offload("--config", str(cfg), "ask", "hi", "--json", env=ENV)
     assert run.code == 0, run.err
-    assert run.json()["content"] == "Hosted answer." and run.json()["failed_over"] is True
+    assert run.json()["content"] == "Hosted answer."
+    assert run.json()["failed_over"] is True
     notice = [ln for ln in run.err.splitlines() if ln.startswith("offload:")]
     assert len(notice) == 1
     assert (
@@ -124,7 +127,8 @@ def test_local_first_fails_over_visibly_when_lmstudio_is_down(
     )
     assert notice[0].endswith("→ trying anthropic/claude-sonnet-4-5")
     sent = claude.calls("/v1/messages")
-    assert len(sent) == 1 and sent[0].body["model"] == "claude-sonnet-4-5"
+    assert len(sent) == 1
+    assert sent[0].body["model"] == "claude-sonnet-4-5"
     assert sent[0].headers["x-api-key"] != "sk-ant-test"  # recorded redacted, never in clear
 
 
@@ -147,7 +151,8 @@ def test_hosted_first_falls_back_to_local(
     run = offload("--config", str(cfg), "ask", "hi", "--json", env=ENV)
     assert run.code == 0, run.err
     data = run.json()
-    assert data["content"] == "Local rescue." and data["candidate"] == "lmstudio/google/gemma-3-1b"
+    assert data["content"] == "Local rescue."
+    assert data["candidate"] == "lmstudio/google/gemma-3-1b"
     assert [a["outcome"] for a in data["attempts"]] == ["failed", "ok"]
     assert "server_error 529" in data["attempts"][0]["error"]
     assert len(claude.calls("/v1/messages")) == 3  # the primary got its bounded retries first
@@ -191,10 +196,8 @@ def test_local_only_never_leaves_the_machine(
     assert "local-only mode refused hosted candidate(s): anthropic/claude-sonnet-4-5" in run.err
     assert "not reachable" in run.err
     flag = offload("--config", str(cfg), "ask", "hi", "--model", "Sonnet", "--no-fallback", env=ENV)
-    assert (
-        flag.code == 11
-        and "local-only mode refused hosted candidate(s): anthropic/claude-sonnet-4-5" in flag.err
-    )
+    assert flag.code == 11
+    assert "local-only mode refused hosted candidate(s): anthropic/claude-sonnet-4-5" in flag.err
     assert claude.requests == []
 
 
@@ -231,7 +234,8 @@ def test_aliases_and_openai_compatible_local_servers(offload_home: Path) -> None
     assert run.code == 0, run.err
     assert run.out == "From vLLM.\n"
     body = vllm.calls("/v1/chat/completions")[0].body
-    assert body["model"] == "my-local-model" and body["stream"] is True
+    assert body["model"] == "my-local-model"
+    assert body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
 
 
@@ -266,7 +270,8 @@ def test_context_precheck_fails_before_any_call(
     assert run.code == 6
     assert "fits no candidate: lmstudio/google/gemma-3-1b context window 8192" in run.err
     assert "local-only refused anthropic/claude-sonnet-4-5" in run.err
-    assert lms.requests == [] and claude.requests == []
+    assert lms.requests == []
+    assert claude.requests == []
 
 
 def test_config_commands(fakes: tuple[LMStudioFake, str, AnthropicFake], offload_home: Path) -> None:
@@ -278,12 +283,14 @@ def test_config_commands(fakes: tuple[LMStudioFake, str, AnthropicFake], offload
         ),
     )
     check = offload("--config", str(cfg), "config", "check", env=ENV)
-    assert check.code == 0 and "lmstudio/google/gemma-3-1b → anthropic/claude-sonnet-4-5" in check.out
+    assert check.code == 0
+    assert "lmstudio/google/gemma-3-1b → anthropic/claude-sonnet-4-5" in check.out
     shown = offload("--config", str(cfg), "config", "show", "--json", env=ENV)
     assert "sk-ant-test" not in shown.out
     assert shown.json()["models"]["providers"]["anthropic"]["apiKey"] == "***"
     missing = offload("--config", str(cfg), "config", "check")
-    assert missing.code == 2 and "environment variable TEST_ANTHROPIC_KEY is not set" in missing.err
+    assert missing.code == 2
+    assert "environment variable TEST_ANTHROPIC_KEY is not set" in missing.err
     bad = write_config(
         offload_home / "bad",
         '{models: {providers: {lmstudio: {baseUrl: "x", models: '
@@ -295,7 +302,8 @@ def test_config_commands(fakes: tuple[LMStudioFake, str, AnthropicFake], offload
         'models.providers.lmstudio.models[2].contextWindow: expected a positive integer, got "big"' in run.err
     )
     init = offload("config", "init", "--layout", "local-only")
-    assert init.code == 0 and (offload_home / "config.json5").exists()
+    assert init.code == 0
+    assert (offload_home / "config.json5").exists()
     assert offload("config", "init").code == 2  # exists: no overwrite without --force
 
 

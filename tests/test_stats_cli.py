@@ -49,16 +49,19 @@ def test_stats_json_has_the_totals_and_breakdowns(known: Path) -> None:
     data = json.loads(result.output)
     totals = data["totals"]
     assert (totals["calls"], totals["ok_calls"], totals["failed_calls"]) == (6, 5, 1)
-    assert totals["spent_usd"] == 0.9 and totals["avoided_usd"] == 10.626
-    assert totals["tokens"]["local"] == 1_518_000 and totals["tokens"]["hosted"] == 420_000
-    assert (
-        totals["local_share"] == 0.6 and totals["escalation_rate"] == 0.2 and totals["failover_rate"] == 0.2
-    )
+    assert totals["spent_usd"] == 0.9
+    assert totals["avoided_usd"] == 10.626
+    assert totals["tokens"]["local"] == 1_518_000
+    assert totals["tokens"]["hosted"] == 420_000
+    assert totals["local_share"] == 0.6
+    assert totals["escalation_rate"] == 0.2
+    assert totals["failover_rate"] == 0.2
     assert totals["median_latency_seconds"] == 2.0
     assert [d["key"] for d in data["by_day"]] == ["2026-11-01", "2026-11-02", "2026-11-04"]
     assert [t["key"] for t in data["by_task"]] == ["code", "summarize", None]
     assert [m["key"] for m in data["by_model"]] == ["local/small", "cloud/big"]
-    assert data["baselines"] == ["anthropic/claude-sonnet-4-5"] and data["ledger"] == str(known)
+    assert data["baselines"] == ["anthropic/claude-sonnet-4-5"]
+    assert data["ledger"] == str(known)
 
 
 def test_stats_text_shows_totals_and_aligned_tables(known: Path) -> None:
@@ -96,7 +99,8 @@ def test_stats_text_shows_totals_and_aligned_tables(known: Path) -> None:
 
 def test_stats_since_filters_by_date(known: Path) -> None:
     data = json.loads(invoke("stats", "--since", "2026-11-02", "--json").output)
-    assert data["totals"]["calls"] == 4 and data["totals"]["avoided_usd"] == 0.105
+    assert data["totals"]["calls"] == 4
+    assert data["totals"]["avoided_usd"] == 0.105
     data = json.loads(invoke("stats", "--since", "2026-11-01", "--until", "2026-11-02", "--json").output)
     assert data["totals"]["calls"] == 2
 
@@ -110,19 +114,22 @@ def test_stats_since_a_relative_span() -> None:
         ledger.record(ok(cfg, "cloud/big", 100, 10))
     day = json.loads(invoke("stats", "--since", "24h", "--json").output)
     week = json.loads(invoke("stats", "--since", "7d", "--json").output)
-    assert day["totals"]["calls"] == 1 and [m["key"] for m in day["by_model"]] == ["cloud/big"]
+    assert day["totals"]["calls"] == 1
+    assert [m["key"] for m in day["by_model"]] == ["cloud/big"]
     assert week["totals"]["calls"] == 2
 
 
 def test_stats_rejects_an_unreadable_time() -> None:
     result = invoke("stats", "--since", "yesterday-ish")
     assert result.exit_code == 2
-    assert "cannot read the time 'yesterday-ish'" in result.output and "7d" in result.output
+    assert "cannot read the time 'yesterday-ish'" in result.output
+    assert "7d" in result.output
 
 
 def test_stats_on_an_empty_ledger_says_so() -> None:
     result = invoke("stats")
-    assert result.exit_code == 0 and result.output.startswith("no calls recorded in ")
+    assert result.exit_code == 0
+    assert result.output.startswith("no calls recorded in ")
     assert json.loads(invoke("stats", "--json").output)["totals"]["calls"] == 0
     assert not default_path().exists()
 
@@ -140,9 +147,12 @@ def test_stats_explains_how_to_set_a_baseline_when_none_priced_local_calls() -> 
 def test_stats_html_writes_the_page_and_prints_its_path(known: Path, tmp_path: Path) -> None:
     target = tmp_path / "report.html"
     result = invoke("stats", "--html", str(target))
-    assert result.exit_code == 0 and result.output.strip() == str(target)
+    assert result.exit_code == 0
+    assert result.output.strip() == str(target)
     page = target.read_text()
-    assert page.startswith("<!doctype html>") and "<svg" in page and "$10.63" in page
+    assert page.startswith("<!doctype html>")
+    assert "<svg" in page
+    assert "$10.63" in page
 
 
 # --- log --------------------------------------------------------------------------------------
@@ -152,10 +162,15 @@ def test_log_lists_the_latest_calls_newest_first(known: Path) -> None:
     result = invoke("log", "--limit", "3")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split()[:4] == ["TIME", "TASK", "MODEL", "OUTCOME"] and len(lines) == 4
-    assert lines[1].startswith("2026-11-04 08:00") and "local/small" in lines[1] and "$0.11" in lines[1]
-    assert lines[2].startswith("2026-11-02 15:00") and "cloud/big (hosted)" in lines[2]
-    assert "escalated" in lines[2] and "$0.20" in lines[2]
+    assert lines[0].split()[:4] == ["TIME", "TASK", "MODEL", "OUTCOME"]
+    assert len(lines) == 4
+    assert lines[1].startswith("2026-11-04 08:00")
+    assert "local/small" in lines[1]
+    assert "$0.11" in lines[1]
+    assert lines[2].startswith("2026-11-02 15:00")
+    assert "cloud/big (hosted)" in lines[2]
+    assert "escalated" in lines[2]
+    assert "$0.20" in lines[2]
     assert "failover" in lines[3]
 
 
@@ -168,11 +183,15 @@ def test_log_filters_by_task_model_and_outcome(known: Path) -> None:
     assert [c["outcome"] for c in calls("--task", "code")] == ["ok", "ok", "unreachable"]
     assert {c["model"] for c in calls("--model", "cloud/big")} == {"big"}
     [failure] = calls("--outcome", "unreachable")
-    assert failure["error"] == "unreachable: connection refused" and failure["cost_usd"] == 0
-    assert failure["prompt"] is None and failure["answer"] is None
-    assert len(calls()) == 6 and len(calls("--limit", "2")) == 2
+    assert failure["error"] == "unreachable: connection refused"
+    assert failure["cost_usd"] == 0
+    assert failure["prompt"] is None
+    assert failure["answer"] is None
+    assert len(calls()) == 6
+    assert len(calls("--limit", "2")) == 2
     result = invoke("log", "--task", "nope")
-    assert result.exit_code == 0 and "no calls match" in result.output
+    assert result.exit_code == 0
+    assert "no calls match" in result.output
 
 
 def test_the_commands_module_stays_light() -> None:
@@ -223,9 +242,12 @@ def test_render_html_escapes_text_and_loads_nothing_external(tmp_path: Path) -> 
         ledger.record(ok(cfg, "local/small", 10, 10, task="<script>alert(1)</script>"))
         summary = ledger.summary()
     page = render_html(summary)
-    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page) and "<script" not in page
-    assert "@import" not in page and "url(" not in page
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    assert "<script" not in page
+    assert "@import" not in page
+    assert "url(" not in page
 
 
 BROWSER_PROBE = """<script>
@@ -275,11 +297,20 @@ def test_the_html_report_renders_its_charts_in_chromium(known: Path, tmp_path: P
     parsed.feed(dom)
     probe = json.loads(parsed.texts["probe"])
     days = 4  # 2026-11-01 … 2026-11-04, the empty 11-03 included
-    assert probe["local_bars"] == days and probe["hosted_bars"] == days and probe["points"] == days
-    assert probe["svg_rects"] is True and probe["tallest_local"] > 100
-    assert probe["task_bars"] == 3 and probe["share_widths"][0] == 0 and probe["share_widths"][1] > 0
-    assert probe["model_rows"] == 2 and probe["avoided"] == "$10.63"
-    assert parsed.count("rect", "bar") == 2 * days and parsed.count("circle", "point") == days
+    assert probe["local_bars"] == days
+    assert probe["hosted_bars"] == days
+    assert probe["points"] == days
+    assert probe["svg_rects"] is True
+    assert probe["tallest_local"] > 100
+    assert probe["task_bars"] == 3
+    assert probe["share_widths"][0] == 0
+    assert probe["share_widths"][1] > 0
+    assert probe["model_rows"] == 2
+    assert probe["avoided"] == "$10.63"
+    assert parsed.count("rect", "bar") == 2 * days
+    assert parsed.count("circle", "point") == days
     totals = parsed.texts["totals"]
-    assert "Avoided$10.63" in totals and "Spent$0.90" in totals and "Served locally60%" in totals
+    assert "Avoided$10.63" in totals
+    assert "Spent$0.90" in totals
+    assert "Served locally60%" in totals
     assert "Calls6" in totals

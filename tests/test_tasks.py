@@ -52,17 +52,21 @@ async def test_extract_strips_fences_and_validates() -> None:
     local.add('Sure! Here it is:\n```json\n{"name": "Maria Lopez", "age": 34,}\n```\nAnything else?')
     result = await tasks.extract("Maria Lopez is 34.", schema=PERSON, offloader=off)
     assert result.output == {"name": "Maria Lopez", "age": 34}
-    assert result.model == "local/small" and result.local and not result.escalated
+    assert result.model == "local/small"
+    assert result.local
+    assert not result.escalated
     assert cloud.calls == []
     request = local.calls[0]
-    assert request.response_format is not None and request.response_format.schema == PERSON
+    assert request.response_format is not None
+    assert request.response_format.schema == PERSON
 
 
 async def test_invalid_json_is_reasked_with_the_error_then_accepted() -> None:
     off, local, _ = setup()
     local.add("name: Maria, age: 34", '{"name": "Maria", "age": 34}')
     result = await tasks.extract("Maria is 34.", schema=PERSON, offloader=off)
-    assert result.output == {"name": "Maria", "age": 34} and not result.escalated
+    assert result.output == {"name": "Maria", "age": 34}
+    assert not result.escalated
     reask = local.calls[1]
     assert [m.role for m in reask.messages] == ["system", "user", "assistant", "user"]
     assert "not valid JSON" in reask.messages[-1].content
@@ -76,8 +80,11 @@ async def test_schema_violation_reasks_then_escalates_to_hosted() -> None:
     assert len(local.calls) == 3  # first answer + two re-asks
     assert "age: 'thirty-four' is not of type 'integer'" in local.calls[1].messages[-1].content
     assert result.output == {"name": "Maria Lopez", "age": 34}
-    assert result.model == "cloud/big" and not result.local and result.escalated
-    assert "local/small" in result.escalations[0] and "required property" in result.escalations[0]
+    assert result.model == "cloud/big"
+    assert not result.local
+    assert result.escalated
+    assert "local/small" in result.escalations[0]
+    assert "required property" in result.escalations[0]
 
 
 async def test_local_only_fails_with_the_validation_error() -> None:
@@ -85,9 +92,8 @@ async def test_local_only_fails_with_the_validation_error() -> None:
     local.add("not json", "still not", "nope")
     with pytest.raises(QualityGateFailed) as info:
         await tasks.extract("Maria is 34.", schema=PERSON, offloader=off, local_only=True)
-    assert "not valid JSON" in str(info.value) and "local-only mode refused escalating to cloud/big" in str(
-        info.value
-    )
+    assert "not valid JSON" in str(info.value)
+    assert "local-only mode refused escalating to cloud/big" in str(info.value)
     assert cloud.calls == []
 
 
@@ -95,7 +101,8 @@ async def test_on_fail_warn_and_fail() -> None:
     off, local, _ = setup()
     local.add("nope", "nope", "nope")
     warned = await tasks.extract("x", fields="name", offloader=off, on_fail="warn")
-    assert warned.problems and warned.output == "nope"
+    assert warned.problems
+    assert warned.output == "nope"
     local.add("nope", "nope", "nope")
     with pytest.raises(QualityGateFailed, match="local/small failed the gate"):
         await tasks.extract("x", fields="name", offloader=off, on_fail="fail")
@@ -105,7 +112,8 @@ async def test_classify_out_of_set_label_is_reasked() -> None:
     off, local, _ = setup()
     local.add('{"label": "Bug report"}', '{"label": "BUG"}')
     result = await tasks.classify("The app crashes", ["bug", "feature", "question"], offloader=off)
-    assert result.output == {"label": "bug"} and result.text == "bug"
+    assert result.output == {"label": "bug"}
+    assert result.text == "bug"
     assert "is not one of ['bug', 'feature', 'question']" in local.calls[1].messages[-1].content
     schema = local.calls[0].response_format.schema  # type: ignore[union-attr]
     assert schema["properties"]["label"] == {"enum": ["bug", "feature", "question"]}
@@ -127,7 +135,8 @@ async def test_summary_checks_catch_echo_and_length() -> None:
     local.add(text, text)  # echoes the input twice
     cloud.add("The text lists twenty sentences about a topic.")
     result = await tasks.summarize(text, "sentence", offloader=off)
-    assert result.escalated and result.model == "cloud/big"
+    assert result.escalated
+    assert result.model == "cloud/big"
     assert (
         "not shorter than the input" in result.escalations[0] or "repeats the prompt" in result.escalations[0]
     )
@@ -138,7 +147,8 @@ async def test_refusal_and_empty_answers_fail_the_gate() -> None:
     local.add("I'm sorry, but I can't help with that.", "")
     cloud.add("Bonjour le monde")
     result = await tasks.translate("Hello world", "French", offloader=off)
-    assert result.escalated and result.text == "Bonjour le monde"
+    assert result.escalated
+    assert result.text == "Bonjour le monde"
     assert "the model refused" in local.calls[1].messages[-1].content  # re-asked with the reason
     assert "the answer is empty" in result.escalations[0]  # the re-ask came back empty
 
@@ -148,7 +158,8 @@ async def test_translate_language_check() -> None:
     local.add("The weather is nice today and it is warm.", "The weather is nice today.")
     cloud.add("Das Wetter ist heute schön und es ist warm.")
     result = await tasks.translate("The weather is nice today and it is warm.", "German", offloader=off)
-    assert result.escalated and "looks like 'en', not 'de'" in result.escalations[0]
+    assert result.escalated
+    assert "looks like 'en', not 'de'" in result.escalations[0]
 
 
 async def test_brainstorm_removes_near_duplicates() -> None:
@@ -179,7 +190,8 @@ async def test_brainstorm_too_few_distinct_ideas_escalates() -> None:
     local.add(same, same, same)
     cloud.add(json.dumps({"ideas": ["a b", "c d", "e f"]}))
     result = await tasks.brainstorm("x", 3, offloader=off)
-    assert result.escalated and "only 1 distinct ideas, 3 were asked for" in result.escalations[0]
+    assert result.escalated
+    assert "only 1 distinct ideas, 3 were asked for" in result.escalations[0]
 
 
 async def test_review_findings_are_structured() -> None:
@@ -203,16 +215,17 @@ async def test_judge_scores_local_answers_and_escalates_below_threshold() -> Non
     cloud.add('{"score": 3, "reason": "misses the main point"}', "A good summary.")
     text = "word " * 60
     result = await tasks.summarize(text, "sentence", offloader=off, gate="judge")
-    assert result.model == "cloud/big" and result.escalated
+    assert result.model == "cloud/big"
+    assert result.escalated
     assert "scored it 3/10: misses the main point" in result.escalations[0]
     judge_request = cloud.calls[0]
-    assert (
-        judge_request.response_format is not None and "Grade an answer" in judge_request.messages[1].content
-    )
+    assert judge_request.response_format is not None
+    assert "Grade an answer" in judge_request.messages[1].content
     local.add("A fine summary.")
     cloud.add('{"score": 9, "reason": "good"}')
     passed = await tasks.summarize(text, "sentence", offloader=off, gate="judge")
-    assert passed.model == "local/small" and passed.judge_score == 9
+    assert passed.model == "local/small"
+    assert passed.judge_score == 9
 
 
 async def test_long_input_is_split_summarized_and_combined() -> None:
@@ -248,7 +261,8 @@ async def test_overflow_from_the_server_triggers_splitting() -> None:
     result = await tasks.summarize(
         "A sentence about things. " * 400, "sentence", offloader=off, local_only=True
     )
-    assert result.text == "Short." and result.parts > 1
+    assert result.text == "Short."
+    assert result.parts > 1
 
 
 async def test_per_task_config_sets_chain_and_gate() -> None:
@@ -256,7 +270,9 @@ async def test_per_task_config_sets_chain_and_gate() -> None:
     off, local, cloud = setup(cfg)
     cloud.add('{"label": "nonsense"}')
     result = await tasks.classify("x", ["a", "b"], offloader=off)
-    assert result.model == "cloud/big" and local.calls == [] and result.problems  # gate off: returned as is
+    assert result.model == "cloud/big"
+    assert local.calls == []
+    assert result.problems  # gate off: returned as is
 
 
 async def test_local_only_task_setting_refuses_hosted_model() -> None:
@@ -291,7 +307,8 @@ async def test_user_template_task(offload_home: Path) -> None:
     off, local, _ = setup()
     local.add("Added a cache.")
     result = await tasks.run_template("changelog", "+cache = {}", {"audience": "devs"}, offloader=off)
-    assert result.text == "Added a cache." and result.task == "changelog"
+    assert result.text == "Added a cache."
+    assert result.task == "changelog"
     assert local.calls[0].messages[1].content == "Entry for devs:\n+cache = {}"
     with pytest.raises(InputError, match="no task template 'nope'"):
         await tasks.run_template("nope", "x", offloader=off)

@@ -52,9 +52,8 @@ def test_extract_fenced_answer(env: tuple[LMStudioFake, OpenAIFake, dict[str, st
     run = task("extract", "--fields", PERSON_FIELDS, "Maria Lopez is 34.")
     assert run.code == 0, run.err
     data = run.json()
-    assert (
-        data["output"] == {"name": "Maria Lopez", "age": 34} and data["model"] == "lmstudio/google/gemma-3-1b"
-    )
+    assert data["output"] == {"name": "Maria Lopez", "age": 34}
+    assert data["model"] == "lmstudio/google/gemma-3-1b"
     chat = next(r for r in lms.requests if r.path == "/v1/chat/completions").body
     assert chat["response_format"]["type"] == "json_schema"  # structured output through LM Studio's /v1
     assert cloud.requests == []
@@ -70,13 +69,17 @@ def test_extract_reasks_then_escalates_to_hosted(
     assert run.code == 0, run.err
     data = run.json()
     assert data["output"] == {"name": "Maria Lopez", "age": 34}
-    assert data["model"] == "cloud/gpt-4o-mini" and data["escalated"] and not data["local"]
+    assert data["model"] == "cloud/gpt-4o-mini"
+    assert data["escalated"]
+    assert not data["local"]
     assert "offload: escalated extract: lmstudio/google/gemma-3-1b" in run.err
     reasks = [r.body for r in lms.requests if r.path == "/v1/chat/completions"]
-    assert len(reasks) == 3 and "not of type" in reasks[2]["messages"][-1]["content"]
+    assert len(reasks) == 3
+    assert "not of type" in reasks[2]["messages"][-1]["content"]
     assert len(cloud.calls("/v1/chat/completions")) == 1
     stats = offload("stats", "--json").json()
-    assert stats["totals"]["escalation_rate"] > 0 and stats["totals"]["calls"] == 4
+    assert stats["totals"]["escalation_rate"] > 0
+    assert stats["totals"]["calls"] == 4
 
 
 def test_extract_local_only_fails_with_the_validation_error(
@@ -86,10 +89,8 @@ def test_extract_local_only_fails_with_the_validation_error(
     lms.script("nope", "still nope", '{"name": 1, "age": 2}')
     run = task("extract", "--local-only", "--fields", PERSON_FIELDS, "Maria Lopez is 34.")
     assert run.code == 12
-    assert (
-        "name: 1 is not of type" in run.err
-        and "local-only mode refused escalating to cloud/gpt-4o-mini" in run.err
-    )
+    assert "name: 1 is not of type" in run.err
+    assert "local-only mode refused escalating to cloud/gpt-4o-mini" in run.err
     assert cloud.requests == []
 
 
@@ -98,7 +99,8 @@ def test_classify_out_of_set_label(env: tuple[LMStudioFake, OpenAIFake, dict[str
     lms.script('{"label": "crash"}', '{"label": "Bug"}')
     run = task("classify", "--labels", "bug,feature,question", "It crashes when I click save")
     assert run.code == 0, run.err
-    assert run.json()["output"] == {"label": "bug"} and not run.json()["escalated"]
+    assert run.json()["output"] == {"label": "bug"}
+    assert not run.json()["escalated"]
 
 
 def test_summarize_input_four_times_the_context(offload_home: Path) -> None:
@@ -117,7 +119,8 @@ def test_summarize_input_four_times_the_context(offload_home: Path) -> None:
         run = offload("summarize", "--json", input=text)
     assert run.code == 0, run.err
     data = run.json()
-    assert data["parts"] > 1 and data["text"]
+    assert data["parts"] > 1
+    assert data["text"]
     inputs = [r.body["input"] for r in tiny.requests if r.path == "/api/v1/chat"]
     assert all(len(i) / 3.5 < 512 for i in inputs)  # every call fit the 512-token window
     read = " ".join(inputs)
@@ -155,7 +158,8 @@ def test_every_task_from_the_shell(
     assert ideas == ["Batch nightly jobs", "Cache answers", "Route by task"]
     german = task("translate", "--to", "German", "The meeting is tomorrow and it is important.")
     assert german.code == 0, german.err
-    assert german.json()["text"].startswith("Das Treffen") and not german.json()["escalated"]
+    assert german.json()["text"].startswith("Das Treffen")
+    assert not german.json()["escalated"]
     assert cloud.requests == []
     log = offload("log", "--json").json()
     assert {row["task"] for row in log["calls"]} >= {
@@ -180,7 +184,9 @@ def test_user_template_from_the_shell(
     assert run.code == 0, run.err
     assert run.out.strip() == "Spend less, ship more."
     missing = offload("run", "tagline", "x")
-    assert missing.code == 2 and "needs audience" in missing.err and "--var audience=..." in missing.err
+    assert missing.code == 2
+    assert "needs audience" in missing.err
+    assert "--var audience=..." in missing.err
 
 
 def test_generated_commands_read_files_and_guess_what_they_can(

@@ -24,7 +24,7 @@ BOTTOM = 40
 EXTRA_CSS = """
 svg .ci { stroke:var(--muted); stroke-width:1.5; } svg .ref { fill:var(--hosted); }
 svg .fa { fill:var(--hosted); } svg .fr { fill:#6c8ebf; }
-td.text { max-width:260px; white-space:pre-wrap; word-break:break-word; }
+td.text { max-width:260px; white-space:pre-wrap; word-break:break-word; text-align:left; vertical-align:top; }
 .rec { font-size:16px; }
 """
 

@@ -90,12 +90,14 @@ def refusal(text: str, source: str = "") -> str | None:
     When the input itself says "I can't…" or "sorry", a refusal-shaped answer may be a faithful
     summary or translation of it, so it is let through.
     """
-    if len(text) > 800 or (source and refusals.INABILITY.search(_plain(source))):
+    if len(text) > 800:
         return None
     head = _head(text)
-    if refusals.REFUSAL.match(head) or refusals.AS_AN_AI.match(head):
-        return "the model refused"
-    return None
+    if not (refusals.REFUSAL.match(head) or refusals.AS_AN_AI.match(head)):
+        return None
+    if source and refusals.INABILITY.search(_plain(source)):  # only now: the source is long
+        return None
+    return "the model refused"
 
 
 THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
@@ -181,12 +183,15 @@ def reask_echo(text: str) -> str | None:
 def instruction_echo(text: str, instructions: Sequence[str], source: str = "") -> str | None:
     """Problem when the answer is (almost) nothing but sentences of the task's instructions."""
     a = f" {_normal(text)} "
-    src = f" {_normal(source)} "
+    src: str | None = None  # the source is long: normalized only when a sentence matches
     found = 0
     for instruction in instructions:
         for sentence in re.split(r"[.!?\n]+", instruction):
             s = f" {_normal(sentence)} "
-            if len(s.split()) >= 3 and s in a and s not in src:
+            if len(s.split()) < 3 or s not in a:
+                continue
+            src = f" {_normal(source)} " if src is None else src
+            if s not in src:
                 a = a.replace(s, " ")
                 found += 1
     if found and len(a.split()) < 3:

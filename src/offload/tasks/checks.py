@@ -217,12 +217,15 @@ def reask_echo(text: str) -> str | None:
 def instruction_echo(text: str, instructions: Sequence[str], source: str = "") -> str | None:
     """Problem when the answer is (almost) nothing but sentences of the task's instructions."""
     a = f" {_normal(text)} "
-    src = f" {_normal(source)} "
+    src: str | None = None  # the source is long: normalized only when a sentence matches
     found = 0
     for instruction in instructions:
         for sentence in re.split(r"[.!?\n]+", instruction):
             s = f" {_normal(sentence)} "
-            if len(s.split()) >= 3 and s in a and s not in src:
+            if len(s.split()) < 3 or s not in a:
+                continue
+            src = f" {_normal(source)} " if src is None else src
+            if s not in src:
                 a = a.replace(s, " ")
                 found += 1
     if found and len(a.split()) < 3:

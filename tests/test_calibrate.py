@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from offload.calibrate import CalibrateSpec, calibrate
-from offload.calibrate.judge import Pair, read_verdict
+from offload.calibrate.judge import Pair, append_verdict, read_verdict, read_verdicts
 from offload.calibrate.metrics import (
     accuracy,
     bootstrap_ci,
@@ -21,7 +21,6 @@ from offload.calibrate.metrics import (
     mean_ci,
     percentile,
 )
-from offload.calibrate.run import append_verdict, read_verdicts
 from offload.calibrate.table import Scored, recommend, summarize
 from offload.config import parse_config
 from offload.errors import InputError, LocalOnlyRefused

@@ -7,11 +7,13 @@
                                         reference="anthropic/claude-haiku-4-5"))
     print(cal.recommendation.chain, cal.recommendation.saved_per_1000)
 
-``run`` checks and runs (each model through the batch engine, so runs resume), ``metrics`` and
-``table`` hold the arithmetic, ``judge`` the pairwise comparison, ``report`` the HTML page and
+``preflight`` checks everything before any call, ``run`` runs (each model through the batch
+engine, so runs resume) and scores, ``metrics`` and ``table`` hold the arithmetic, ``judge`` the
+pairwise comparison and its resumable verdict file, ``report`` the HTML page and
 ``apply`` the config rewrite.
 """
 
-from offload.calibrate.run import CalibrateSpec, Calibration, calibrate
+from offload.calibrate.preflight import CalibrateSpec
+from offload.calibrate.run import Calibration, calibrate
 
 __all__ = ["CalibrateSpec", "Calibration", "calibrate"]

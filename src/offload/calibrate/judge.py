@@ -8,7 +8,11 @@ The answers are fenced as data, so text inside them cannot instruct the judge.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from offload.tasks.structured import parse_json
@@ -99,3 +103,33 @@ async def judge_pair(
     first = await router.chat(prompt(rubric, task, candidate, yardstick), opts)
     second = await router.chat(prompt(rubric, task, yardstick, candidate), opts)
     return Pair(read_verdict(first.result.content), read_verdict(second.result.content))
+
+
+def read_verdicts(path: Path) -> dict[str, Pair]:
+    """Verdicts already written (first per id wins); a torn last line is cut off."""
+    out: dict[str, Pair] = {}
+    if not path.exists():
+        return out
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        with path.open("r+b") as handle:
+            handle.truncate(keep)
+        data = data[:keep]
+    for line in data.decode("utf-8", "replace").splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            row = json.loads(line)
+            key = str(row["id"])
+            if key not in out and row["first"] in VERDICTS and row["second"] in VERDICTS:
+                out[key] = Pair(row["first"], row["second"])
+    return out
+
+
+def append_verdict(path: Path, key: str, pair: Pair) -> None:
+    """Append one verdict line in a single write (a crash leaves at most a torn last line)."""
+    line = json.dumps({"id": key, **pair.to_dict()}) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)

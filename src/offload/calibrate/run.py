@@ -1,4 +1,4 @@
-"""One calibration run: check everything, run each model over the samples, score, recommend.
+"""One calibration run: each model over the samples (after ``preflight``), then scores and the pick.
 
 Every model (each local candidate, then the reference) runs the task over the samples through
 the batch engine with a one-model chain and ``on_fail="warn"``, so its raw answer and the gate's
@@ -16,24 +16,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from offload.calibrate import judge as judging
 from offload.calibrate.metrics import accuracy, field_counts, label_score, macro_f1, mean, sum_counts
+from offload.calibrate.preflight import FIELD_TASKS, LABEL_TASKS, CalibrateSpec, Plan, plan
 from offload.calibrate.table import Recommendation, Row, Scored, recommend, summarize
-from offload.errors import InputError, LocalOnlyRefused, OffloadError
 
 if TYPE_CHECKING:
-    from offload.batching.inputs import Item
     from offload.config import Config
     from offload.offloader import Offloader
 
-LABEL_TASKS = ("classify",)
-FIELD_TASKS = ("extract",)
 JUDGE_PARALLEL = 4
 SHOWN_DISAGREEMENTS = 25
 RUBRICS = {
@@ -43,25 +38,6 @@ RUBRICS = {
     "review": "Does the review find the real problems, with correct and useful remarks?",
     "brainstorm": "Are the ideas relevant, varied and useful?",
 }
-
-
-@dataclass(frozen=True)
-class CalibrateSpec:
-    """What to calibrate: a task, its samples and options, the models, and the quality bar."""
-
-    task: str
-    samples: str
-    local: tuple[str, ...] = ()
-    reference: str | None = None
-    judge: str | None = None
-    min_quality: float = 0.9
-    options: Mapping[str, Any] = field(default_factory=dict)
-    expected_field: str = "expected"
-    id_field: str | None = None
-    text_field: str = "text"
-    work_dir: Path | None = None
-    local_only: bool = False
-    concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,93 +84,6 @@ class Calibration:
         }
 
 
-@dataclass(frozen=True)
-class _Plan:
-    items: list[Item]
-    options: dict[str, Any]
-    local: tuple[str, ...]
-    reference: str
-    judge: str | None
-    local_only: bool
-    expected: dict[str, Any] | None
-    work_dir: Path
-
-
-def plan(spec: CalibrateSpec, config: Config) -> _Plan:
-    """Everything checked before any model is called; raises one clear error otherwise."""
-    from offload.batching.inputs import read_input
-    from offload.batching.jobs import make_job
-
-    read = read_input(spec.samples, id_field=spec.id_field, text_field=spec.text_field)
-    if read.problems:
-        shown = "; ".join(str(p) for p in read.problems[:3])
-        more = f" (and {len(read.problems) - 3} more)" if len(read.problems) > 3 else ""
-        raise InputError(
-            f"{spec.samples}: {len(read.problems)} sample(s) lack what {spec.task} needs: {shown}{more}",
-            remedy=f"every sample needs an id and a {spec.text_field!r} field (see --id-field/--text-field)",
-        )
-    if not read.items:
-        raise InputError(f"{spec.samples} has no samples", remedy="give a JSONL/CSV file or a directory")
-    items = read.items
-    expected = _expected(items, spec.expected_field)
-    options = dict(spec.options)
-    if spec.task in LABEL_TASKS and not options.get("labels") and expected:
-        options["labels"] = sorted({str(v) for v in expected.values()})
-    make_job(spec.task, options)  # the task's own option errors, before any call
-
-    chain = config.chain(task=spec.task)
-    local = tuple(spec.local) or tuple(str(r) for r in chain if config.is_local(r))
-    if not local:
-        raise InputError(
-            f"no local candidate to calibrate for {spec.task}",
-            remedy="name one or more with --local REF (e.g. --local lmstudio/auto)",
-        )
-    reference = spec.reference or next((str(r) for r in chain if not config.is_local(r)), None)
-    if reference is None:
-        raise InputError(
-            f"no reference model for {spec.task}: its chain has no hosted model",
-            remedy="name one with --reference REF (a hosted model, or your strongest local one)",
-        )
-    judge = spec.judge or reference
-    local_only = spec.local_only or config.settings.local_only or bool(config.task(spec.task).local_only)
-    for role, ref in (("candidate", r) for r in local):
-        _check_ref(config, role, ref, local_only)
-    _check_ref(config, "reference", reference, local_only)
-    if spec.task not in (*LABEL_TASKS, *FIELD_TASKS) or (spec.task in FIELD_TASKS and expected is None):
-        _check_ref(config, "judge", judge, local_only)
-    work = spec.work_dir or Path(f"{os.fspath(spec.samples).rstrip('/')}.calibrate")
-    return _Plan(items, options, local, reference, judge, local_only, expected, work)
-
-
-def _expected(items: Sequence[Item], name: str) -> dict[str, Any] | None:
-    values = {item.key: item.fields.get(name) for item in items}
-    if all(v is not None and v != "" for v in values.values()):
-        return values
-    return None
-
-
-def _check_ref(config: Config, role: str, ref: str, local_only: bool) -> None:
-    try:
-        resolved = config.resolve(ref)
-    except OffloadError as exc:
-        raise InputError(f"the {role} {ref!r} is not a model offload knows: {exc.message}") from exc
-    provider = config.providers.get(resolved.provider)
-    if provider is None:
-        raise InputError(f"the {role} {ref} names no configured provider {resolved.provider!r}")
-    if provider.local:
-        return
-    if local_only:
-        raise LocalOnlyRefused(
-            [str(resolved)],
-            remedy=f"local-only mode is on: choose a local {role} (e.g. your strongest local model)",
-        )
-    if not provider.api_key:
-        raise InputError(
-            f"the {role} {resolved} is unavailable: provider {provider.id!r} has no API key",
-            remedy=f"set its key (e.g. {provider.id.upper()}_API_KEY) or choose another {role}",
-        )
-
-
 async def calibrate(
     spec: CalibrateSpec,
     *,
@@ -227,7 +116,7 @@ def slug(ref: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in ref)
 
 
-async def _answers(off: Offloader, spec: CalibrateSpec, p: _Plan, ref: str) -> dict[str, dict[str, Any]]:
+async def _answers(off: Offloader, spec: CalibrateSpec, p: Plan, ref: str) -> dict[str, dict[str, Any]]:
     from offload.batching import batch
 
     output = p.work_dir / f"{slug(ref)}.jsonl"
@@ -281,7 +170,7 @@ def _cost(off: Offloader, ref: str, row: Mapping[str, Any]) -> int:
 async def _score(
     off: Offloader,
     spec: CalibrateSpec,
-    p: _Plan,
+    p: Plan,
     answers: Mapping[str, Mapping[str, Mapping[str, Any]]],
     say: Callable[[str], None],
 ) -> Calibration:
@@ -363,7 +252,7 @@ def _scored(off: Offloader, ref: str, key: str, row: Mapping[str, Any] | None, s
 async def _item_scores(
     off: Offloader,
     spec: CalibrateSpec,
-    p: _Plan,
+    p: Plan,
     ref: str,
     got: Mapping[str, Mapping[str, Any]],
     yard: Mapping[str, Any],
@@ -398,7 +287,7 @@ async def _item_scores(
 async def _judged(
     off: Offloader,
     spec: CalibrateSpec,
-    p: _Plan,
+    p: Plan,
     ref: str,
     ok: Mapping[str, Any],
     yard: Mapping[str, Any],
@@ -406,7 +295,7 @@ async def _judged(
 ) -> dict[str, judging.Pair]:
     assert p.judge is not None
     path = p.work_dir / f"judge-{slug(ref)}.jsonl"
-    done = read_verdicts(path)
+    done = judging.read_verdicts(path)
     todo = [k for k in ok if k not in done]
     if todo:
         say(
@@ -428,38 +317,8 @@ async def _judged(
                 yardstick=_text(yard.get(key)),
                 local_only=p.local_only,
             )
-        append_verdict(path, key, pair)
+        judging.append_verdict(path, key, pair)
         done[key] = pair
 
     await asyncio.gather(*(one(k) for k in todo))
     return done
-
-
-def read_verdicts(path: Path) -> dict[str, judging.Pair]:
-    """Verdicts already written (first per id wins); a torn last line is cut off."""
-    out: dict[str, judging.Pair] = {}
-    if not path.exists():
-        return out
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        keep = data.rfind(b"\n") + 1
-        with path.open("r+b") as handle:
-            handle.truncate(keep)
-        data = data[:keep]
-    for line in data.decode("utf-8", "replace").splitlines():
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            row = json.loads(line)
-            key = str(row["id"])
-            if key not in out and row["first"] in judging.VERDICTS and row["second"] in judging.VERDICTS:
-                out[key] = judging.Pair(row["first"], row["second"])
-    return out
-
-
-def append_verdict(path: Path, key: str, pair: judging.Pair) -> None:
-    """Append one verdict line in a single write (a crash leaves at most a torn last line)."""
-    line = json.dumps({"id": key, **pair.to_dict()}) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode("utf-8"))
-    finally:
-        os.close(fd)

@@ -47,7 +47,8 @@ MODULES: list[tuple[str, str, str]] = [
     ("routing/retry.py", "failover", "test_retry test_router"),
     ("routing/router.py", "failover", "test_router test_batch_router"),
     ("routing/plan.py", "failover", "test_router test_plan"),
-    ("batching/output.py", "batchsafe", "test_batch_units test_batch_safety test_batch_run"),
+    ("batching/output.py", "batchsafe", "test_batch_units test_batch_safety"),
+    ("batching/inputs.py", "batchsafe", "test_batch_units test_batch_safety test_batch_schedule"),
     ("ledger/rows.py", "hardening", "test_ledger test_ledger_rows"),
 ]
 """One line per module: its path under ``src/offload``, who owns it, and its tests.

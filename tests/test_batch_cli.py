@@ -85,12 +85,13 @@ def test_batch_summarize_end_to_end(lms: tuple[LMStudioFake, Path], tmp_path: Pa
     assert run.code == 0, run.err
     check_exactly_once(out, ids)
     assert run.out == ""
-    assert "batch summarize: 25 item(s)" in run.err and "done       25/25" in run.err
-    assert (
-        "4 slot(s) [LM Studio parallel]" in run.err and "models     lmstudio/google/gemma-3-1b 25" in run.err
-    )
+    assert "batch summarize: 25 item(s)" in run.err
+    assert "done       25/25" in run.err
+    assert "4 slot(s) [LM Studio parallel]" in run.err
+    assert "models     lmstudio/google/gemma-3-1b 25" in run.err
     again = batch("summarize", str(tmp_path / "items.jsonl"), "-o", str(out), "-q", "--length", "sentence")
-    assert again.code == 0 and again.err == ""
+    assert again.code == 0
+    assert again.err == ""
     assert out.read_bytes().count(b"\n") == 25
 
 
@@ -126,16 +127,17 @@ def test_failed_items_exit_13_until_retried(lms: tuple[LMStudioFake, Path], tmp_
     args = ("translate", str(src), "-o", str(out), "--to", "English")
     first = batch(*args)
     assert first.code == 13
-    assert (
-        "item 1 failed: quality_gate" in first.err and "failed     1 this run (quality_gate 1)" in first.err
-    )
+    assert "item 1 failed: quality_gate" in first.err
+    assert "failed     1 this run (quality_gate 1)" in first.err
     second = batch(*args)
-    assert second.code == 13 and "1 in earlier runs (rerun with --retry-failed)" in second.err
+    assert second.code == 13
+    assert "1 in earlier runs (rerun with --retry-failed)" in second.err
     fake.config.responder = None
     third = batch(*args, "--retry-failed")
     assert third.code == 0, third.err
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert sorted(r["id"] for r in rows) == ["1", "2", "3"] and all(r["error"] is None for r in rows)
+    assert sorted(r["id"] for r in rows) == ["1", "2", "3"]
+    assert all(r["error"] is None for r in rows)
 
 
 def test_empty_input(lms: tuple[LMStudioFake, Path], tmp_path: Path) -> None:
@@ -145,7 +147,8 @@ def test_empty_input(lms: tuple[LMStudioFake, Path], tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     run = batch("summarize", str(src), "-o", str(out))
     assert run.code == 0, run.err
-    assert out.read_bytes() == b"" and "done       0/0" in run.err
+    assert out.read_bytes() == b""
+    assert "done       0/0" in run.err
     assert fake.stats.generations == 0
 
 
@@ -170,7 +173,8 @@ def test_templates_and_raw_prompts_take_fields(
     assert run.code == 0, run.err
     assert sorted(json.loads(line)["output"] for line in asked.read_text().splitlines()) == ["Ann!", "Bo!"]
     bad = batch("run", "summarize", str(src), "-o", str(tmp_path / "x.jsonl"))
-    assert bad.code == 2 and "built-in task" in bad.err
+    assert bad.code == 2
+    assert "built-in task" in bad.err
 
 
 def test_two_servers_from_repeated_base_urls(tmp_path: Path, offload_home: Path) -> None:
@@ -197,7 +201,8 @@ def test_two_servers_from_repeated_base_urls(tmp_path: Path, offload_home: Path)
     check_exactly_once(out, ids)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["server"] for r in rows} == {sa.url, sb.url}
-    assert a.stats.max_concurrency == 2 and b.stats.max_concurrency == 2
+    assert a.stats.max_concurrency == 2
+    assert b.stats.max_concurrency == 2
 
 
 def test_kill_9_at_random_moments_then_resume_gives_every_id_once(
@@ -241,15 +246,18 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(
     proc = start(*args)
     deadline = time.monotonic() + 60
     while not (out.exists() and out.read_bytes().count(b"\n") >= 20):
-        assert time.monotonic() < deadline and proc.poll() is None
+        assert time.monotonic() < deadline
+        assert proc.poll() is None
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    assert b"interrupted" in err and b"run the same command again to resume" in err
+    assert b"interrupted" in err
+    assert b"run the same command again to resume" in err
     data = out.read_bytes()
     written = data.count(b"\n")
-    assert data.endswith(b"\n") and 20 <= written < 300
+    assert data.endswith(b"\n")
+    assert 20 <= written < 300
     rerun = batch(*args)
     assert rerun.code == 0, rerun.err
     assert f"({written} from earlier runs)" in rerun.err

@@ -78,14 +78,19 @@ async def test_every_item_once_on_every_slot(lms: tuple[LMStudioFake, str], tmp_
     rows = read_rows(out)
     assert [r["id"] for r in rows] == [r.id for r in results]  # written in completion order, once each
     first = rows[0]
-    assert first["model"] == "lmstudio/google/gemma-3-1b" and first["server"] == url
-    assert first["tokens"]["output"] > 0 and first["error"] is None and first["cached"] is False
+    assert first["model"] == "lmstudio/google/gemma-3-1b"
+    assert first["server"] == url
+    assert first["tokens"]["output"] > 0
+    assert first["error"] is None
+    assert first["cached"] is False
     assert fake.stats.max_concurrency == 4  # the loaded instance's parallel slots, all used…
     assert fake.stats.max_queued <= 2  # …with at most two (half the slots) waiting in its queue
-    assert run.fleet is not None and run.fleet.pinned == {"lmstudio": "google/gemma-3-1b"}
+    assert run.fleet is not None
+    assert run.fleet.pinned == {"lmstudio": "google/gemma-3-1b"}
     endpoint = run.fleet.sets["lmstudio"].endpoints[0]
     assert (endpoint.limit, endpoint.source, endpoint.served) == (4, "LM Studio parallel", 40)
-    assert run.tally.done == 40 and run.tally.failed == 0
+    assert run.tally.done == 40
+    assert run.tally.failed == 0
     assert fake.response_ids() == []  # nothing stored server-side (store=False)
 
 
@@ -99,11 +104,13 @@ async def test_rerun_skips_written_ids_and_the_cache_answers_identical_items(
     calls = fake.stats.generations
     again = offload.batch("classify", items(12), output=out, config=cfg, labels=["budget", "other"])
     assert [r async for r in again] == []
-    assert again.tally.skipped == 12 and fake.stats.generations == calls  # no server contact at all
+    assert again.tally.skipped == 12
+    assert fake.stats.generations == calls  # no server contact at all
     other = tmp_path / "other.jsonl"
     cached = offload.batch("classify", items(12), output=other, config=cfg, labels=["budget", "other"])
     results = [r async for r in cached]
-    assert len(results) == 12 and all(r.cached for r in results)
+    assert len(results) == 12
+    assert all(r.cached for r in results)
     assert fake.stats.generations == calls + 1  # only the warm-up request
     assert {r["output"]["label"] for r in read_rows(other)} <= {"budget", "other"}
     fresh = offload.batch(
@@ -137,9 +144,13 @@ async def test_item_failures_are_written_with_their_error_and_the_run_goes_on(tm
         results = {r.id: r async for r in run}
     assert {k for k, r in results.items() if not r.ok} == {"i2", "i5"}
     failed = results["i2"].row["error"]
-    assert failed["kind"] == "quality_gate" and "the answer is empty" in failed["message"]
-    assert results["i2"].error is not None and results["i2"].error.exit_code == 12
-    assert run.tally.failed == 2 and run.tally.done == 10 and run.tally.errors == {"quality_gate": 2}
+    assert failed["kind"] == "quality_gate"
+    assert "the answer is empty" in failed["message"]
+    assert results["i2"].error is not None
+    assert results["i2"].error.exit_code == 12
+    assert run.tally.failed == 2
+    assert run.tally.done == 10
+    assert run.tally.errors == {"quality_gate": 2}
     assert len(read_rows(out)) == 10
 
 
@@ -201,14 +212,18 @@ async def test_a_server_killed_mid_run_has_its_in_flight_items_answered_by_the_o
             if seen == 15:
                 proc_a.send_signal(signal.SIGKILL)
     rows = read_rows(out)
-    assert sorted(r["id"] for r in rows) == sorted(f"i{k}" for k in range(80)) and len(rows) == 80
+    assert sorted(r["id"] for r in rows) == sorted(f"i{k}" for k in range(80))
+    assert len(rows) == 80
     by_a = sum(1 for r in rows if r["server"] == url_a)
     by_b = sum(1 for r in rows if r["server"] == server_b.url)
-    assert by_a + by_b == 80 and by_b > by_a > 0
+    assert by_a + by_b == 80
+    assert by_b > by_a > 0
     assert run.fleet is not None
     dead = next(ep for ep in run.fleet.sets["lmstudio"].endpoints if ep.url == url_a)
     assert dead.lost >= 1  # requests cut off on A when it died, each answered by B instead
-    assert dead.downs >= 1 and dead.last_error is not None and "unreachable" in dead.last_error
+    assert dead.downs >= 1
+    assert dead.last_error is not None
+    assert "unreachable" in dead.last_error
     assert run.tally.failed == 0
 
 
@@ -223,7 +238,8 @@ async def test_no_server_stops_the_run_without_writing_anything(tmp_path: Path) 
             async for _ in run:
                 pass
     assert out.read_bytes() == b""
-    assert run.aborted is not None and run.tally.done == 0
+    assert run.aborted is not None
+    assert run.tally.done == 0
 
 
 async def test_a_server_outage_shorter_than_the_patience_costs_no_item(
@@ -239,9 +255,11 @@ async def test_a_server_outage_shorter_than_the_patience_costs_no_item(
         if seen == 3:
             fake.fail_next("drop", count=5)  # every request for a while is cut off
     rows = read_rows(out)
-    assert sorted(r["id"] for r in rows) == sorted(f"i{k}" for k in range(20)) and run.aborted is None
+    assert sorted(r["id"] for r in rows) == sorted(f"i{k}" for k in range(20))
+    assert run.aborted is None
     assert fake.pending_faults() == []
-    assert run.fleet is not None and run.fleet.sets["lmstudio"].endpoints[0].lost >= 1
+    assert run.fleet is not None
+    assert run.fleet.sets["lmstudio"].endpoints[0].lost >= 1
 
 
 async def test_empty_input_contacts_no_server(tmp_path: Path) -> None:
@@ -254,7 +272,9 @@ async def test_empty_input_contacts_no_server(tmp_path: Path) -> None:
         config=lms_config(f"http://127.0.0.1:{closed_port()}"),
     )
     assert [r async for r in run] == []
-    assert run.tally.total == 0 and run.fleet is None and (tmp_path / "out.jsonl").read_bytes() == b""
+    assert run.tally.total == 0
+    assert run.fleet is None
+    assert (tmp_path / "out.jsonl").read_bytes() == b""
 
 
 async def test_a_huge_item_is_split_for_summaries_and_rejected_clearly_otherwise(
@@ -264,13 +284,15 @@ async def test_a_huge_item_is_split_for_summaries_and_rejected_clearly_otherwise
     huge = {"id": "huge", "text": " ".join(f"Sentence {k} says the budget grew." for k in range(6000))}
     data = [*items(3), huge]
     summaries = {r.id: r async for r in offload.batch("summarize", data, config=lms_config(url))}
-    assert summaries["huge"].ok and summaries["huge"].row["parts"] > 1
+    assert summaries["huge"].ok
+    assert summaries["huge"].row["parts"] > 1
     assert all(summaries[f"i{k}"].row["parts"] == 1 for k in range(3))
     labels = {
         r.id: r async for r in offload.batch("classify", data, config=lms_config(url), labels=["a", "b"])
     }
     error = labels["huge"].row["error"]
-    assert error["kind"] == "context_overflow" and "8192" in error["message"]
+    assert error["kind"] == "context_overflow"
+    assert "8192" in error["message"]
     assert all(labels[f"i{k}"].ok for k in range(3))
 
 
@@ -290,7 +312,8 @@ async def test_ask_prompt_templates_and_per_item_options(lms: tuple[LMStudioFake
     ]
     await offload.batch("translate", langs, config=lms_config(url), target="{lang}", gate="off").run()
     prompts = [str(r.body) for r in fake.requests if r.path.endswith("chat")]
-    assert any("into German" in p for p in prompts) and any("into French" in p for p in prompts)
+    assert any("into German" in p for p in prompts)
+    assert any("into French" in p for p in prompts)
 
 
 async def test_interrupt_cancels_in_flight_items_and_a_rerun_completes_exactly_once(
@@ -306,11 +329,13 @@ async def test_interrupt_cancels_in_flight_items_and_a_rerun_completes_exactly_o
         if got == 10:
             run.interrupt()
     written = read_rows(out)
-    assert run.interrupted and len(written) == got < 60
+    assert run.interrupted
+    assert len(written) == got < 60
     rest = offload.batch("summarize", items(60), output=out, config=lms_config(url), cache=False)
     await rest.run()
     rows = read_rows(out)
-    assert sorted(r["id"] for r in rows) == sorted(f"i{k}" for k in range(60)) and len(rows) == 60
+    assert sorted(r["id"] for r in rows) == sorted(f"i{k}" for k in range(60))
+    assert len(rows) == 60
     assert rest.tally.skipped == got
 
 
@@ -393,8 +418,10 @@ async def test_without_a_slot_count_concurrency_is_probed_upwards() -> None:
         assert len([r async for r in run]) == 120
     assert run.fleet is not None
     ep = run.fleet.sets["llama"].endpoints[0]
-    assert ep.probe is not None and ep.probe.rates[0][0] == 2
-    assert ep.limit >= 4 and server.max_in_flight >= 4
+    assert ep.probe is not None
+    assert ep.probe.rates[0][0] == 2
+    assert ep.limit >= 4
+    assert server.max_in_flight >= 4
     assert ep.source in ("probing", "probed")
 
 
@@ -402,8 +429,10 @@ async def test_concurrency_option_overrides_what_the_server_says(lms: tuple[LMSt
     fake, url = lms
     run = offload.batch("summarize", items(20), config=lms_config(url), concurrency=2)
     await run.run()
-    assert fake.stats.max_concurrency == 2 and fake.stats.max_queued == 0
-    assert run.fleet is not None and run.fleet.sets["lmstudio"].endpoints[0].source == "--concurrency"
+    assert fake.stats.max_concurrency == 2
+    assert fake.stats.max_queued == 0
+    assert run.fleet is not None
+    assert run.fleet.sets["lmstudio"].endpoints[0].source == "--concurrency"
 
 
 def test_output_lines_are_plain_json(tmp_path: Path) -> None:

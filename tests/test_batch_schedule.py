@@ -82,8 +82,11 @@ async def test_requests_fill_free_slots_and_wait_for_the_rest() -> None:
     a.release.set()
     b.release.set()
     results = await asyncio.gather(*tasks)
-    assert len(results) == 8 and a.max_in_flight == 2 and b.max_in_flight == 3
-    assert [ep.served for ep in eps.endpoints] == [a.calls, b.calls] and a.calls + b.calls == 8
+    assert len(results) == 8
+    assert a.max_in_flight == 2
+    assert b.max_in_flight == 3
+    assert [ep.served for ep in eps.endpoints] == [a.calls, b.calls]
+    assert a.calls + b.calls == 8
 
 
 async def test_the_answering_server_travels_back_with_the_answer() -> None:
@@ -103,7 +106,9 @@ async def test_a_refusing_server_is_set_aside_and_the_request_goes_to_the_other(
     result = await eps.chat(REQUEST)
     assert result.content == "from b"
     down = eps.endpoints[0]
-    assert down.downs == 1 and down.down_until == 101.0 and not down.live(now[0])
+    assert down.downs == 1
+    assert down.down_until == 101.0
+    assert not down.live(now[0])
     assert eps.slots() == 1
     await eps.chat(REQUEST)
     assert a.calls == 1  # not tried again while down
@@ -120,7 +125,8 @@ async def test_a_dropped_connection_is_retried_elsewhere_and_counted_as_lost() -
     b.release.set()
     eps = endpoints((a, 1), (b, 1))
     assert (await eps.chat(REQUEST)).content == "from b"
-    assert eps.endpoints[0].lost == 1 and eps.endpoints[0].downs == 0  # one drop is not an outage
+    assert eps.endpoints[0].lost == 1
+    assert eps.endpoints[0].downs == 0  # one drop is not an outage
 
 
 async def test_a_lone_server_gets_one_more_try_then_the_error_reaches_the_router() -> None:
@@ -129,7 +135,8 @@ async def test_a_lone_server_gets_one_more_try_then_the_error_reaches_the_router
     eps = endpoints((a, 2))
     with pytest.raises(Unreachable):
         await eps.chat(REQUEST)
-    assert a.calls == 2 and eps.endpoints[0].downs == 1
+    assert a.calls == 2
+    assert eps.endpoints[0].downs == 1
     with pytest.raises(Unreachable, match="no server of local is answering"):
         await eps.chat(REQUEST)
     assert a.calls == 2
@@ -141,7 +148,8 @@ async def test_a_server_without_the_model_takes_no_work() -> None:
     eps = endpoints((a, 4), (b, 1))
     eps.endpoints[0].excluded = "lacks model m"
     await asyncio.gather(*(eps.chat(REQUEST) for _ in range(3)))
-    assert a.calls == 0 and b.calls == 3
+    assert a.calls == 0
+    assert b.calls == 3
 
 
 async def test_raising_a_limit_wakes_waiting_requests() -> None:
@@ -152,7 +160,8 @@ async def test_raising_a_limit_wakes_waiting_requests() -> None:
     assert a.in_flight == 1
     eps.set_limit(eps.endpoints[0], 3, "probed")
     await settle()
-    assert a.in_flight == 3 and eps.endpoints[0].source == "probed"
+    assert a.in_flight == 3
+    assert eps.endpoints[0].source == "probed"
     a.release.set()
     await asyncio.gather(*tasks)
 
@@ -168,7 +177,8 @@ async def test_cancelled_waiters_release_nothing_they_did_not_hold() -> None:
     assert eps.endpoints[0].in_flight == 1
     a.release.set()
     await first
-    assert eps.endpoints[0].in_flight == 0 and a.calls == 1
+    assert eps.endpoints[0].in_flight == 0
+    assert a.calls == 1
 
 
 # --- paths -----------------------------------------------------------------------------------------
@@ -192,8 +202,10 @@ def test_a_directory_walk_skips_the_output_inside_it(tmp_path: Path) -> None:
 def test_offload_batch_is_callable_and_returns_a_batch() -> None:
     run = offload.batch("summarize", ["text"], length="sentence", gate="off")
     assert isinstance(run, Batch)
-    assert run.spec.options == {"length": "sentence"} and run.spec.settings == {"gate": "off"}
-    assert offload.batching.batch is not None and run.spec.items == ["text"]
+    assert run.spec.options == {"length": "sentence"}
+    assert run.spec.settings == {"gate": "off"}
+    assert offload.batching.batch is not None
+    assert run.spec.items == ["text"]
 
 
 async def test_after_a_back_off_one_request_proves_the_server_is_back() -> None:
@@ -204,7 +216,8 @@ async def test_after_a_back_off_one_request_proves_the_server_is_back() -> None:
     ep = eps.endpoints[0]
     with pytest.raises(Unreachable):
         await eps.chat(REQUEST)
-    assert (ep.downs, ep.down_until) == (1, 1.0) and eps.slots() == 1
+    assert (ep.downs, ep.down_until) == (1, 1.0)
+    assert eps.slots() == 1
     now[0] = 1.0
     a.fail = None
     probes = [asyncio.create_task(eps.chat(REQUEST)) for _ in range(3)]
@@ -212,7 +225,9 @@ async def test_after_a_back_off_one_request_proves_the_server_is_back() -> None:
     assert a.in_flight == 1  # half-open: one request until one succeeds
     a.release.set()
     await asyncio.gather(*probes)
-    assert ep.downs == 0 and eps.slots() == 4 and a.calls == 4
+    assert ep.downs == 0
+    assert eps.slots() == 4
+    assert a.calls == 4
 
 
 async def test_requests_lost_in_one_outage_do_not_lengthen_the_back_off() -> None:
@@ -233,4 +248,5 @@ async def test_requests_lost_in_one_outage_do_not_lengthen_the_back_off() -> Non
     results = await asyncio.gather(*stuck)
     # sent before a was set aside: lost and resent to b, and the back-off stays 1 s
     assert [r.content for r in results] == ["from b"] * 3
-    assert ep.lost == 3 and (ep.downs, ep.down_until) == (1, 1.5)
+    assert ep.lost == 3
+    assert (ep.downs, ep.down_until) == (1, 1.5)

@@ -70,7 +70,8 @@ def test_explicit_id_field_and_text_field(tmp_path: Path) -> None:
     src = write(tmp_path / "in.jsonl", '{"key": "k1", "body": "b1"}\n{"body": "b2"}\n')
     got = read_input(src, id_field="key", text_field="body")
     assert [(i.id, i.text) for i in got.items] == [("k1", "b1")]
-    assert got.problems[0].line == 2 and "id field 'key' is missing" in got.problems[0].message
+    assert got.problems[0].line == 2
+    assert "id field 'key' is missing" in got.problems[0].message
 
 
 def test_csv_and_tsv_rows(tmp_path: Path) -> None:
@@ -83,7 +84,8 @@ def test_csv_and_tsv_rows(tmp_path: Path) -> None:
         ("2", "multi\nline", "fr"),
         ("4", "ok", "it"),
     ]
-    assert len(got.problems) == 1 and "2 fields where the header has 3" in got.problems[0].message
+    assert len(got.problems) == 1
+    assert "2 fields where the header has 3" in got.problems[0].message
     assert got.problems[0].line == 5
     tsv = write(tmp_path / "in.tsv", "text\tlabel\nalpha\tx\nbeta\ty\n")
     rows = read_input(tsv)
@@ -114,7 +116,8 @@ def test_in_memory_items() -> None:
     got = read_input(["one", {"id": "x", "text": "two"}, 3, {"text": "no id"}])  # type: ignore[list-item]
     assert [(i.id, i.text) for i in got.items] == [(1, "one"), ("x", "two")]
     assert [(p.where, p.line) for p in got.problems] == [("item", 3), ("item", 4)]
-    assert "got int" in got.problems[0].message and "id field 'id' is missing" in got.problems[1].message
+    assert "got int" in got.problems[0].message
+    assert "id field 'id' is missing" in got.problems[1].message
 
 
 # --- output log ----------------------------------------------------------------------------------
@@ -141,7 +144,8 @@ def test_output_appends_whole_lines_and_resumes(tmp_path: Path) -> None:
     assert path.read_bytes().count(b"\n") == 3
     again = OutputLog(path)
     resume = again.open()
-    assert resume.done == {"a", "2", "nl"} and resume.failed == {"2": "quality_gate"}
+    assert resume.done == {"a", "2", "nl"}
+    assert resume.failed == {"2": "quality_gate"}
     assert resume.notes == []
     again.close()
     assert read_rows(path)[2]["output"] == "line one\nline two\u2028"
@@ -167,7 +171,8 @@ def test_garbage_and_repeats_in_the_middle_are_repaired_atomically(tmp_path: Pat
     resume = log.open()
     log.close()
     assert resume.done == {"a", "c"}
-    assert any("unreadable" in n for n in resume.notes) and any("repeated" in n for n in resume.notes)
+    assert any("unreadable" in n for n in resume.notes)
+    assert any("repeated" in n for n in resume.notes)
     assert [r["id"] for r in read_rows(path)] == ["a", "c"]
     assert path.read_bytes().count(b"\n") == 2
     assert not list(tmp_path.glob(".r.jsonl.*"))
@@ -193,7 +198,8 @@ def test_retry_failed_drops_error_lines(tmp_path: Path) -> None:
     log = OutputLog(path, retry_failed=True)
     resume = log.open()
     log.close()
-    assert resume.done == {"a", "c"} and not resume.failed
+    assert resume.done == {"a", "c"}
+    assert not resume.failed
     assert [r["id"] for r in read_rows(path)] == ["a", "c"]
 
 
@@ -220,13 +226,15 @@ def test_output_path_that_is_a_directory(tmp_path: Path) -> None:
 def test_cache_round_trip_and_read_switch(tmp_path: Path) -> None:
     key = cache_key({"task": "summarize", "chain": ["lmstudio/auto"]}, {"prompt": "p"})
     other = cache_key({"task": "summarize", "chain": ["lmstudio/other"]}, {"prompt": "p"})
-    assert key != other and len(key) == 64
+    assert key != other
+    assert len(key) == 64
     cache = ResultCache(tmp_path / "c.sqlite3")
     assert cache.get(key) is None
     cache.put(key, {"output": "x", "model": "m"})
     cache.close()
     reopened = ResultCache(tmp_path / "c.sqlite3")
-    assert reopened.get(key) == {"output": "x", "model": "m"} and reopened.hits == 1
+    assert reopened.get(key) == {"output": "x", "model": "m"}
+    assert reopened.hits == 1
     reopened.close()
     writer_only = ResultCache(tmp_path / "c.sqlite3", read=False)
     assert writer_only.get(key) is None
@@ -243,7 +251,8 @@ def test_unusable_cache_path_degrades_to_no_cache(tmp_path: Path) -> None:
     assert cache.get("k") is None
     cache.put("k", {"output": 1})
     cache.close()
-    assert cache.broken is not None and "continuing without it" in cache.broken
+    assert cache.broken is not None
+    assert "continuing without it" in cache.broken
 
 
 # --- probe ---------------------------------------------------------------------------------------
@@ -283,7 +292,8 @@ def test_probe_ignores_completions_of_an_older_level() -> None:
 
 def test_probe_stops_at_its_cap() -> None:
     probe = Probe(start=2, cap=8)
-    assert drive_probe(probe, 100, 0.1) == 8 and probe.done
+    assert drive_probe(probe, 100, 0.1) == 8
+    assert probe.done
 
 
 # --- jobs ----------------------------------------------------------------------------------------
@@ -318,7 +328,8 @@ def test_translate_target_per_item_and_ask_prompt() -> None:
     ask = make_job("ask", {"prompt": "Title: {title}\n{text}", "max_output_tokens": 20})
     assert ask.needs_text
     spec = ask.spec(Item(1, "body", {"title": "T"}))
-    assert spec.prompt == "Title: T\nbody" and spec.max_output_tokens == 20
+    assert spec.prompt == "Title: T\nbody"
+    assert spec.max_output_tokens == 20
     assert fingerprint(spec) != fingerprint(ask.spec(Item(2, "body", {"title": "U"})))
     assert not make_job("ask", {"prompt": "Name a {thing}"}).needs_text
 
@@ -366,19 +377,26 @@ def test_tally_progress_line_and_summary() -> None:
     tally.add({"id": 3, "model": "lmstudio/m", "cached": True, "tokens": {"output": 999}, "error": None})
     tally.add({"id": 4, "error": {"kind": "context_overflow", "message": "too big"}})
     assert (tally.done, tally.failed, tally.cached, tally.escalated) == (4, 1, 1, 1)
-    assert tally.output_tokens == 45 and tally.remaining == 4 and tally.all_failed == 3
+    assert tally.output_tokens == 45
+    assert tally.remaining == 4
+    assert tally.all_failed == 3
     clock = iter([0.0, 0.0, 2.0])
     bar = ProgressBar(tally, stream=Stream(), tty=False, clock=lambda: next(clock))
     bar.rates(0.0)
     line = bar.line(2.0)
-    assert "[" in line and "6/10" in line and "failed 1" in line and "escalated 1" in line
+    assert "[" in line
+    assert "6/10" in line
+    assert "failed 1" in line
+    assert "escalated 1" in line
     tally.ended = 4.0
     text = "\n".join(
         summary_lines(tally, task="summarize", output="out.jsonl", servers=["s1"], problems=["line 3: bad"])
     )
     assert "done       6/10 (2 from earlier runs, 1 from the cache)" in text
-    assert "context_overflow 1" in text and "1 in earlier runs (rerun with --retry-failed)" in text
-    assert "1 unreadable input line(s)" in text and "input      line 3: bad" in text
+    assert "context_overflow 1" in text
+    assert "1 in earlier runs (rerun with --retry-failed)" in text
+    assert "1 unreadable input line(s)" in text
+    assert "input      line 3: bad" in text
     assert "models     lmstudio/m 2, cloud/big 1" in text
 
 

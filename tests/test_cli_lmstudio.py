@@ -204,7 +204,8 @@ def test_conversation_keeps_state_and_sends_system_once(fake: tuple[LMStudioFake
     lms, env = fake
     first = ask(env, "my name is Ann", "--conversation", "work", "--system", "be kind", "--json")
     second = ask(env, "what is my name?", "--conversation", "work", "--system", "be kind", "--json")
-    assert first.code == 0 and second.code == 0, second.err
+    assert first.code == 0, first.err
+    assert second.code == 0, second.err
     bodies = [r.body for r in lms.requests if r.path == "/api/v1/chat"]
     assert bodies[0]["system_prompt"] == "be kind"
     assert "previous_response_id" not in bodies[0]

@@ -68,6 +68,7 @@ def fakes(
     lmstudio[0].clear_faults()
     openai_fake.reset()
     anthropic_fake.reset()
+    gc.collect()  # garbage of earlier tests is theirs: collect it before this test starts watching
     return lmstudio[0], openai_fake, anthropic_fake
 
 

@@ -3,15 +3,16 @@ unsupported APIs, server-side threads — and the error when nothing is left (no
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from offload.config import parse_config
 from offload.errors import AllCandidatesFailed, ConfigError, ContextOverflow, LocalOnlyRefused
-from offload.routing.plan import CallOptions, Skip, candidates, local_only, plan
+from offload.routing.plan import CallOptions, RoutedStream, Skip, candidates, local_only, plan
 from offload.tokens import estimate_prompt
-from offload.types import ChatRequest
+from offload.types import ChatRequest, StreamEvent, TextDelta
 
 WINDOW = 4096
 
@@ -180,3 +181,34 @@ def test_a_task_chain_comes_from_the_tasks_settings() -> None:
 def test_a_ref_to_an_undeclared_provider_is_a_config_error_naming_it() -> None:
     with pytest.raises(ConfigError, match="unknown model 'nope/x'"):
         candidates(config(), CallOptions(chain=("nope/x",)))
+
+
+async def test_a_routed_stream_left_early_closes_its_events_now() -> None:
+    closed: list[bool] = []
+
+    async def events() -> AsyncIterator[StreamEvent]:
+        try:
+            yield TextDelta("a")
+            yield TextDelta("b")
+        finally:
+            closed.append(True)
+
+    stream = RoutedStream(events())
+    async for _ in stream:
+        break
+    assert closed == []
+    await stream.aclose()
+    assert closed == [True]
+
+
+async def test_closing_a_routed_stream_over_a_plain_iterator_is_a_no_op() -> None:
+    class Plain:
+        def __aiter__(self) -> Plain:
+            return self
+
+        async def __anext__(self) -> StreamEvent:
+            raise StopAsyncIteration
+
+    stream = RoutedStream(Plain())
+    await stream.aclose()
+    assert stream.routed is None

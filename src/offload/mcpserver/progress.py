@@ -51,11 +51,15 @@ async def _pump(send: Send, queue: asyncio.Queue[str], stop: asyncio.Event, hear
             else:
                 getting.cancel()
                 if stopping in done:
-                    return
+                    break
                 waited = time.monotonic() - started
                 message = f"still working ({waited:.0f} s; a first call may be loading the model)"
             count += 1
             with contextlib.suppress(Exception):
                 await send(float(count), message)
+        while not queue.empty():  # what the work said just before it ended still goes out
+            count += 1
+            with contextlib.suppress(Exception):
+                await send(float(count), queue.get_nowait())
     finally:
         stopping.cancel()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from offload.catalog import AUTO, BUILTIN_PROVIDERS, DEFAULT_BASELINE, DEFAULT_FALLBACKS, DEFAULT_PRIMARY
+from offload.config_providers import read_providers, read_routing
 from offload.config_schema import (
     Chain,
     Cost,
@@ -35,8 +36,6 @@ from offload.config_schema import (
     ProviderConfig,
     TaskSettings,
     read_offload,
-    read_providers,
-    read_routing,
 )
 from offload.errors import ConfigError
 from offload.settings import config_path

@@ -5,32 +5,5 @@ the pricing of one call, ``report``/``results`` the reading side, ``format`` num
 ``html`` the self-contained savings page.
 """
 
-from offload.ledger.store import (
-    BASELINE_HINT,
-    MIGRATIONS,
-    Baseline,
-    Bucket,
-    CallRow,
-    Ledger,
-    LedgerReader,
-    Summary,
-    default_path,
-    migrate,
-    nano_usd,
-    parse_when,
-)
-
-__all__ = [
-    "BASELINE_HINT",
-    "MIGRATIONS",
-    "Baseline",
-    "Bucket",
-    "CallRow",
-    "Ledger",
-    "LedgerReader",
-    "Summary",
-    "default_path",
-    "migrate",
-    "nano_usd",
-    "parse_when",
-]
+from offload.ledger.store import *  # noqa: F403  (the public names, listed once in store.__all__)
+from offload.ledger.store import __all__ as __all__
